@@ -1,0 +1,21 @@
+/** Which machine folds which kind of actor. Replay and the actor host look machines up here. */
+import type { AnyStateMachine } from 'xstate';
+import type { ActorKind } from './events.ts';
+import { refMachine } from './remote-ref.ts';
+import { workerMachine } from './worker.ts';
+
+export const machines: Partial<Record<ActorKind, AnyStateMachine>> = {
+  worker: workerMachine,
+  ref: refMachine,
+};
+
+/** Registers the machine of a kind added by a later module (map, job, pool...). */
+export function registerMachine(kind: ActorKind, machine: AnyStateMachine): void {
+  machines[kind] = machine;
+}
+
+export function machineFor(kind: ActorKind): AnyStateMachine {
+  const m = machines[kind];
+  if (!m) throw new Error(`no machine is registered for actor kind '${kind}'`);
+  return m;
+}

@@ -1,0 +1,39 @@
+/** Connecting to NATS with a clear error when the server cannot be reached. */
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ColonyError } from './errors.ts';
+
+/** Where a process finds the cluster's NATS server. */
+export interface NatsEndpoint {
+  /** One URL or several, comma separated. */
+  url: string;
+  user?: string;
+  password?: string;
+}
+
+/** NATS could not be reached, or refused the credentials. */
+export class NatsUnreachableError extends ColonyError {
+  readonly url: string;
+  constructor(url: string, cause: unknown) {
+    super(`cannot connect to NATS at ${url}: ${(cause as Error)?.message ?? cause}. ` +
+      'Check that the server runs and the URL and credentials are right (embedded clusters: run from the directory that holds .colony/).', { cause });
+    this.url = url;
+  }
+}
+
+export async function connectNats(ep: NatsEndpoint, name: string, opts: { timeoutMs?: number } = {}): Promise<NatsConnection> {
+  try {
+    return await connect({
+      servers: ep.url.split(',').map((s) => s.trim()),
+      user: ep.user,
+      pass: ep.password,
+      name,
+      timeout: opts.timeoutMs ?? 5000,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      pingInterval: 10_000,
+    });
+  } catch (e) {
+    throw new NatsUnreachableError(ep.url, e);
+  }
+}

@@ -1,0 +1,45 @@
+// The worker's heartbeat thread. It has its own NATS connection, so heartbeats go out and
+// interrupts come in while the main thread is busy in a long synchronous task.
+// Plain JavaScript on purpose: a thread starts faster without the TypeScript loader.
+import { parentPort, workerData } from 'node:worker_threads';
+import { connect } from '@nats-io/transport-node';
+import { pack, unpack } from 'msgpackr';
+
+const { url, user, password, name, pid, hbMs, graceMs, stats } = workerData;
+const counters = new Int32Array(stats);
+const nc = await connect({ servers: url.split(','), user, pass: password, name: `colony-hb-${name}-${pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+let lastDriver = Date.now();
+let gone = false;
+
+nc.subscribe(`colony.${name}.hb.1`, { callback: () => { lastDriver = Date.now(); } });
+nc.subscribe(`colony.${name}.ctl.${pid}`, {
+  callback: (_err, msg) => {
+    let req;
+    try { req = unpack(msg.data); } catch { return; }
+    if (req?.op === 'interrupt') {
+      // SIGINT stops a guarded synchronous task (vm breakOnSigint) or, through the main thread's
+      // handler, rejects the async ones.
+      process.kill(process.pid, 'SIGINT');
+      if (msg.reply) msg.respond(pack({ done: true }));
+    }
+  },
+});
+
+const beat = () => {
+  const hb = { pid, running: Atomics.load(counters, 0), completed: Atomics.load(counters, 1), rss: process.memoryUsage.rss(), at: Date.now() };
+  nc.publish(`colony.${name}.hb.${pid}`, pack(hb));
+  if (!gone && graceMs > 0 && Date.now() - lastDriver > graceMs) {
+    gone = true;
+    parentPort.postMessage({ type: 'driver-gone', silentMs: Date.now() - lastDriver });
+    // If the main thread is stuck in a task, do not leave an orphan behind.
+    setTimeout(() => process.kill(process.pid, 'SIGKILL'), 10_000).unref();
+  }
+};
+beat();
+setInterval(beat, hbMs);
+parentPort.on('message', async (m) => {
+  if (m?.type === 'stop') {
+    await nc.drain().catch(() => {});
+    process.exit(0);
+  }
+});

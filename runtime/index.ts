@@ -1,0 +1,19 @@
+// Colony's public API: the one curated list the README documents.
+export { Cluster } from './cluster.ts';
+export type { AddprocsOptions, ClusterOptions, StartOptions } from './cluster.ts';
+export { task } from './task.ts';
+export type { Task } from './task.ts';
+export { myid } from './myid.ts';
+export { RemoteRef } from './remote-ref.ts';
+export {
+  ColonyError, DeterminismViolationError, InterruptException, InvalidArgumentError, JournalAppendError,
+  JournalConflictError, LaunchError, ProcessExitedError, RemoteException, TaskNotFoundError, TimeoutError,
+} from './errors.ts';
+export { NatsUnreachableError } from './connection.ts';
+export { NatsServerMissingError } from './nats-server.ts';
+export type { EventLog, HistoryOptions } from './event-log.ts';
+export type { WorkerInfo } from './worker-registry.ts';
+export type { RetentionOptions } from './journal.ts';
+export { LocalManager } from '../adapters/index.ts';
+export type { ClusterManager, LaunchParams, ManageOp, WorkerConfig } from '../adapters/index.ts';
+export type { Envelope, ActorKind } from '../actors/index.ts';
