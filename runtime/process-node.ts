@@ -8,9 +8,10 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import { refEvents } from '../actors/index.ts';
 import type { ErrorData } from '../actors/index.ts';
 import type { ActorHost, HostedActor } from './actor-host.ts';
-import { BlobStore, pullBlob } from './blob.ts';
+import { BlobStore, takeBlob } from './blob.ts';
 import type { BlobMarker } from './blob.ts';
 import { decode, encode } from './codec.ts';
+import { decodeFrame, encodeParts, frameOf } from './frame.ts';
 import type { RefBinder } from './codec.ts';
 import { InterruptException, InvalidArgumentError, ProcessExitedError, RemoteException, TaskNotFoundError, fromErrorData, toErrorData } from './errors.ts';
 import { RemoteRef } from './remote-ref.ts';
@@ -94,6 +95,8 @@ export class ProcessNode implements RefClient, RefBinder {
   completed = 0;
   /** Name of the task started last, while any runs. */
   currentTask: string | null = null;
+  /** Called before a task that may block this thread for long starts (heartbeats show it). */
+  onLongTask: ((key: string) => void) | null = null;
 
   constructor(opts: ProcessNodeOptions) {
     this.pid = opts.pid;
@@ -128,9 +131,9 @@ export class ProcessNode implements RefClient, RefBinder {
 
   /** Encodes a message; above the payload limit the bytes become a blob pulled in chunks. */
   pack(obj: unknown): Uint8Array {
-    const bytes = encode(obj);
-    if (bytes.length <= this.maxInline) return bytes;
-    return encode({ $blob: this.blobs.offer(bytes, this.chunk) });
+    const { body, parts } = encodeParts(obj);
+    if (!parts.length && body.length <= this.maxInline) return body;
+    return encode({ $blob: this.blobs.offer(frameOf(body, parts), this.chunk) });
   }
 
   /** Decodes a message, pulling it first if it is a blob. Ref ids are bound to this process. */
@@ -138,8 +141,8 @@ export class ProcessNode implements RefClient, RefBinder {
     const obj = decode<T & { $blob?: BlobMarker }>(data, this);
     if (obj && typeof obj === 'object' && (obj as { $blob?: BlobMarker }).$blob) {
       const m = (obj as { $blob: BlobMarker }).$blob;
-      const bytes = await pullBlob(this.requester, this.s.ref(m.holder), m);
-      return decode<T>(bytes, this);
+      const bytes = await takeBlob(this.requester, this.s.ref(m.holder), m);
+      return decodeFrame<T>(bytes, this);
     }
     return obj;
   }
@@ -175,6 +178,14 @@ export class ProcessNode implements RefClient, RefBinder {
       set.add(id);
     }
     return ref;
+  }
+
+  /** Counts a ref made by an earlier driver as this process's own (a resumed driver). */
+  adoptRef(id: string): void {
+    const owner = Number.parseInt(id, 10);
+    let set = this.created.get(owner);
+    if (!set) this.created.set(owner, (set = new Set()));
+    set.add(id);
   }
 
   /** Refs this process created on `owner` that are not freed. */
@@ -465,6 +476,7 @@ export class ProcessNode implements RefClient, RefBinder {
   }
 
   private runGuarded(key: string, fn: (...a: unknown[]) => unknown, args: unknown[]): unknown {
+    this.onLongTask?.(key);
     const g = globalThis as { __colonyRunGuarded?: () => unknown };
     g.__colonyRunGuarded = () => fn(...args);
     const t0 = performance.now();
