@@ -3,11 +3,13 @@
  *
  *   colony worker --nats URL --name C [--token T] [--creds FILE] [--grace MS]
  *   colony run script.ts            run a driver script with the TypeScript loader
+ *   colony events | export | replay | status   observe the log (see USAGE)
  */
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { eventsCommand, exportCommand, replayCommand, statusCommand } from './cli-observe.ts';
 import { runWorker } from './worker-main.ts';
 
 const USAGE = `usage:
@@ -16,6 +18,18 @@ const USAGE = `usage:
       COLONY_NATS_USER / COLONY_NATS_PASSWORD. Without --token the worker joins by hand.
   colony run SCRIPT [ARGS...]
       Run a driver script (TypeScript or JavaScript).
+  colony events [FILTER] [--since SEQ|TIME] [--follow] [--json]
+      Print events, one line each. FILTER is a subject tail: worker.*, ref.>, worker.2, > (default).
+  colony replay KIND/ID [--until SEQ] [--verify] | colony replay --file LOG.jsonl [KIND/ID] [--verify]
+      Fold an actor's events through its machine and print the timeline; --verify fails with
+      DeterminismViolationError at the first event whose recorded state differs.
+  colony status [--watch]
+      Workers (pid, host, state, running task), refs by state, and other actors by state.
+  colony export [FILTER] > log.jsonl
+      Write events as JSON lines, for offline replay.
+
+Observer commands find the embedded cluster of this directory through .colony/<name>/ (its stored
+log is readable after it stopped), or take --nats URL --name C [--creds FILE] [--state-dir DIR].
 `;
 
 export async function main(argv: string[]): Promise<void> {
@@ -24,6 +38,14 @@ export async function main(argv: string[]): Promise<void> {
     switch (cmd) {
       case 'worker':
         return await worker(rest);
+      case 'events':
+        return await eventsCommand(rest);
+      case 'export':
+        return await exportCommand(rest);
+      case 'replay':
+        return await replayCommand(rest);
+      case 'status':
+        return await statusCommand(rest);
       case 'run': {
         if (!rest[0]) throw new UsageError('colony run needs a script');
         process.argv = [process.argv[0]!, resolve(rest[0]), ...rest.slice(1)];

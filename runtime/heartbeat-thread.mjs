@@ -10,6 +10,7 @@ const counters = new Int32Array(stats);
 const nc = await connect({ servers: url.split(','), user, pass: password, name: `colony-hb-${name}-${pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
 let lastDriver = Date.now();
 let gone = false;
+let status = { task: null, refs: {} };
 
 nc.subscribe(`colony.${name}.hb.1`, { callback: () => { lastDriver = Date.now(); } });
 nc.subscribe(`colony.${name}.ctl.${pid}`, {
@@ -26,7 +27,8 @@ nc.subscribe(`colony.${name}.ctl.${pid}`, {
 });
 
 const beat = () => {
-  const hb = { pid, running: Atomics.load(counters, 0), completed: Atomics.load(counters, 1), rss: process.memoryUsage.rss(), at: Date.now() };
+  const running = Atomics.load(counters, 0);
+  const hb = { pid, running, completed: Atomics.load(counters, 1), task: running ? status.task : null, refs: status.refs, rss: process.memoryUsage.rss(), at: Date.now() };
   nc.publish(`colony.${name}.hb.${pid}`, pack(hb));
   if (!gone && graceMs > 0 && Date.now() - lastDriver > graceMs) {
     gone = true;
@@ -38,6 +40,7 @@ const beat = () => {
 beat();
 setInterval(beat, hbMs);
 parentPort.on('message', async (m) => {
+  if (m?.type === 'status') status = { task: m.task, refs: m.refs };
   if (m?.type === 'stop') {
     await nc.drain().catch(() => {});
     process.exit(0);

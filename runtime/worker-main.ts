@@ -105,10 +105,19 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   });
   hb.on('error', (e) => console.error(`colony worker ${pid}: heartbeat thread failed: ${e.message}`));
 
-  // Counters the heartbeat thread reads while this thread may be busy.
+  // What the heartbeat thread reports while this thread may be busy.
+  let lastTask: string | null = null;
+  node.onLongTask = (key) => {
+    lastTask = key;
+    hb.postMessage({ type: 'status', task: key, refs: node.refCounts() });
+  };
   const tick = setInterval(() => {
     Atomics.store(counters, 0, node.running);
     Atomics.store(counters, 1, node.completed);
+    if (node.currentTask !== lastTask || node.running === 0) {
+      lastTask = node.currentTask;
+      hb.postMessage({ type: 'status', task: lastTask, refs: node.refCounts() });
+    }
   }, Math.max(50, reg.hbMs / 2));
   tick.unref();
 
