@@ -26,6 +26,8 @@ import { connectNats } from './connection.ts';
 import { ColonyError, InvalidArgumentError, LaunchError, fromErrorData } from './errors.ts';
 import { EventLog } from './event-log.ts';
 import { Journal } from './journal.ts';
+import { openRefs } from './resume-report.ts';
+import type { ResumeReport } from './resume-report.ts';
 import type { RetentionOptions } from './journal.ts';
 import { NatsServer, randomSecret } from './nats-server.ts';
 import { ProcessNode } from './process-node.ts';
@@ -155,9 +157,31 @@ export class Cluster {
    * the heartbeats. Workers keep running when this driver closes.
    */
   static async connect(opts: ClusterOptions & { nats: string }): Promise<Cluster> {
+    const t0 = performance.now();
     const name = checkClusterName(opts.name ?? 'default');
-    return Cluster.open(name, { url: opts.nats, user: opts.user, password: opts.password }, null, null, opts, false);
+    const cluster = await Cluster.open(name, { url: opts.nats, user: opts.user, password: opts.password }, null, null, opts, false);
+    try {
+      const [adopted, refs] = await Promise.all([cluster.registry.adopt(), openRefs(cluster.journal)]);
+      const silent = await cluster.registry.settleAdopted(adopted);
+      const live = new Set(cluster.registry.live());
+      const report: ResumeReport = { workers: [...live], silentWorkers: silent, finished: [], running: [], lost: [], ms: 0 };
+      for (const r of refs) {
+        if (r.owner !== 1) cluster.node.adoptRef(r.id);
+        if (r.state === 'ready' || r.state === 'failed') report.finished.push(r);
+        else if (live.has(r.owner)) report.running.push(r);
+        else report.lost.push(r);
+      }
+      report.ms = performance.now() - t0;
+      cluster.resumed = report;
+      return cluster;
+    } catch (e) {
+      await cluster.close();
+      throw e;
+    }
   }
+
+  /** After `connect()`: what the log says about the previous driver's calls. */
+  resumed: ResumeReport | null = null;
 
   private static async open(
     name: string,

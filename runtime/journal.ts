@@ -64,7 +64,13 @@ export class Journal {
     };
     try {
       await jsm.streams.info(s.eventsStream);
-      await jsm.streams.update(s.eventsStream, { max_age: config.max_age, max_bytes: config.max_bytes });
+      // Only an explicit retention changes an existing stream.
+      if (opts.maxAgeMs !== undefined || opts.maxBytes !== undefined) {
+        await jsm.streams.update(s.eventsStream, {
+          ...(opts.maxAgeMs !== undefined ? { max_age: config.max_age } : {}),
+          ...(opts.maxBytes !== undefined ? { max_bytes: config.max_bytes } : {}),
+        });
+      }
     } catch (e) {
       if (!isNotFound(e)) throw e;
       await jsm.streams.add(config);

@@ -36,6 +36,8 @@ interface Entry {
   ended: boolean;
   /** Calls sent by this driver and not yet answered (for least-loaded placement). */
   inflight: number;
+  /** A heartbeat arrived from this worker (adopted workers start unheard). */
+  heard?: boolean;
   exited: Promise<void>;
   markExited: () => void;
 }
@@ -103,6 +105,45 @@ export class WorkerRegistry {
     this.subs = [];
   }
 
+  /**
+   * Adopts the workers of a driver that died: every worker whose actor is not final is restored
+   * from the log (snapshot plus tail) and counted live until its heartbeats say otherwise.
+   */
+  async adopt(): Promise<number[]> {
+    const pids: number[] = [];
+    const keys = await this.host.journal.kv.keys('worker.*');
+    for await (const k of keys) pids.push(Number(k.slice(7)));
+    const adopted: number[] = [];
+    await Promise.all(pids.sort((a, b) => a - b).map(async (pid) => {
+      const actor = await this.host.restore('worker', String(pid), { verify: false });
+      if (actor.done || this.entries.has(pid)) return;
+      const c = actor.context as { host: string; ospid: number; launchToken: string };
+      let markExited!: () => void;
+      const exited = new Promise<void>((r) => (markExited = r));
+      this.entries.set(pid, {
+        pid, actor, config: { launchToken: c.launchToken, host: c.host, ospid: c.ospid }, manager: this.joinManager,
+        host: c.host, ospid: c.ospid, lastHb: Date.now(), running: 0, stopping: actor.state === 'stopping', ended: false,
+        inflight: 0, heard: false, exited, markExited,
+      });
+      adopted.push(pid);
+    }));
+    return adopted.sort((a, b) => a - b);
+  }
+
+  /**
+   * Waits until every adopted worker has sent a heartbeat, for at most two heartbeat periods.
+   * Those still silent stay out of `live()`; the heartbeat check declares them lost later.
+   */
+  async settleAdopted(pids: number[]): Promise<number[]> {
+    const silent = () => pids.filter((p) => {
+      const e = this.entries.get(p);
+      return e && !e.ended && e.heard === false;
+    });
+    const deadline = Date.now() + 2 * this.opts.hbMs + 200;
+    while (silent().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    return silent();
+  }
+
   /** Waits for `count` registrations with the config's token. */
   expect(config: WorkerConfig, manager: ClusterManager, count: number, onReady: (pid: number) => void): void {
     this.expected.set(config.launchToken, { config, manager, remaining: count, onReady });
@@ -115,7 +156,7 @@ export class WorkerRegistry {
 
   /** Live, ready workers, in pid order. */
   live(): number[] {
-    return [...this.entries.values()].filter((e) => !e.ended && !e.stopping && e.actor.state === 'ready').map((e) => e.pid).sort((a, b) => a - b);
+    return [...this.entries.values()].filter((e) => !e.ended && !e.stopping && e.heard !== false && e.actor.state === 'ready').map((e) => e.pid).sort((a, b) => a - b);
   }
 
   has(pid: number): boolean {
@@ -207,6 +248,7 @@ export class WorkerRegistry {
     const e = this.entries.get(pid);
     if (!e) return;
     e.lastHb = Date.now();
+    e.heard = true;
     try {
       e.running = decode<{ running: number }>(msg.data).running ?? 0;
     } catch {
