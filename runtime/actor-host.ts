@@ -104,6 +104,11 @@ export class ActorHost {
     this.every = { ...DEFAULT_SNAPSHOT_EVERY, ...opts.snapshotEvery };
   }
 
+  /** The whole cadence, to hand to other writers of the cluster. */
+  snapshotPolicy(): Partial<Record<ActorKind, number>> {
+    return { ...this.every };
+  }
+
   snapshotEvery(kind: ActorKind): number {
     return this.every[kind] ?? 0;
   }

@@ -39,6 +39,9 @@ const beat = () => {
 };
 beat();
 setInterval(beat, hbMs);
+// The worker reports ready only once interrupts can reach this thread.
+await nc.flush();
+parentPort.postMessage({ type: 'up' });
 parentPort.on('message', async (m) => {
   if (m?.type === 'status') status = { task: m.task, refs: m.refs };
   if (m?.type === 'stop') {

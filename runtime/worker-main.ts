@@ -32,6 +32,8 @@ export interface Registration {
   modules: string[];
   hbMs: number;
   graceMs: number;
+  /** The cluster's KV snapshot cadence, so every writer follows it. */
+  snapshotEvery?: Partial<Record<string, number>>;
 }
 
 export const DEFAULT_GRACE_MS = 30_000;
@@ -64,7 +66,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   setMyid(pid);
   const nonce = randomBytes(4).toString('hex');
   const journal = await Journal.attach(nc, name);
-  const host = new ActorHost(journal, `w${pid}${nonce}`);
+  const host = new ActorHost(journal, `w${pid}${nonce}`, { snapshotEvery: reg.snapshotEvery });
   const node = new ProcessNode({ nc, name, pid, host, nonce, guardSync: true });
   node.serve();
 
@@ -85,6 +87,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     execArgv: [],
   });
   hb.unref();
+  const hbUp = new Promise<void>((resolve, reject) => {
+    hb.on('message', (m: { type: string }) => { if (m.type === 'up') resolve(); });
+    hb.once('error', reject);
+  });
 
   const exit = async (code: number, why: string) => {
     if (exiting) return;
@@ -165,6 +171,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     },
   });
 
+  await hbUp;
   await nc.request(s.ready, encode({ pid, loadErrors }), { timeout: 10_000 });
   void nc.closed().then(() => {
     if (!exiting) void exit(1, 'connection to NATS closed');
