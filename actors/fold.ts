@@ -3,7 +3,7 @@
  * The actor host uses it to compute each transition before persisting it; replay uses it to
  * rebuild state from the log.
  */
-import { initialTransition, transition } from 'xstate';
+import { createActor, initialTransition } from 'xstate';
 import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
 import type { ActorEvent, Envelope } from './events.ts';
 import { eventOf, stateString } from './events.ts';
@@ -35,12 +35,31 @@ export function persistable(snapshot: AnyMachineSnapshot): { value: unknown; con
   return { value: snapshot.value, context: snapshot.context, status: snapshot.status };
 }
 
+/**
+ * xstate's pure `transition(logic, snapshot, event)` builds a throwaway actor (and so an initial
+ * snapshot) on every call, which made replay spend most of its time creating actors. This calls
+ * the same `logic.transition` with an inert scope built once per machine. Our machines spawn no
+ * children and their actions are all `assign`s, applied inside the transition.
+ */
+function pureTransition(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: ActorEvent): AnyMachineSnapshot {
+  let scope = scopes.get(machine);
+  if (!scope) {
+    const self = createActor(machine);
+    scope = {
+      self, defer: () => undefined, id: '', logger: () => undefined, sessionId: '', stopChild: () => undefined,
+      system: self.system, emit: () => undefined, actionExecutor: () => undefined,
+    };
+    scopes.set(machine, scope);
+  }
+  return machine.transition(snapshot as never, event as never, scope as never) as AnyMachineSnapshot;
+}
+const scopes = new WeakMap<AnyStateMachine, object>();
+
 /** Applies one event. The snapshot passed in is never mutated. */
 export function foldStep(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: ActorEvent): StepResult {
   const from = stateString(snapshot.value);
   if (snapshot.status !== 'active') return { snapshot, from, to: from, accepted: false };
-  const [next] = transition(machine, snapshot as never, event as never);
-  const nextSnap = next as AnyMachineSnapshot;
+  const nextSnap = pureTransition(machine, snapshot, event);
   // xstate returns the very same snapshot when no transition is enabled for the event.
   if (nextSnap === snapshot) return { snapshot, from, to: from, accepted: false };
   return { snapshot: nextSnap, from, to: stateString(nextSnap.value), accepted: true };
