@@ -51,7 +51,7 @@ export interface LaunchParams {
   exename: string;
   /** Flags for node before the script (the TypeScript loader among them). */
   exeflags: string[];
-  /** Seconds a worker waits without a driver before it exits. */
+  /** Milliseconds a worker waits without a driver before it exits. */
   graceMs: number;
   /** A fresh launch token: one per config handed to `launched`. */
   newToken(): string;

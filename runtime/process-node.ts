@@ -20,6 +20,9 @@ import { Requester } from './requester.ts';
 import { subjects } from './subjects.ts';
 import type { Subjects } from './subjects.ts';
 import { lookupTask, parseTaskKey } from './task.ts';
+// pmap and parallel loops: registers their builtin worker-side tasks (batch runner, slice loops).
+import './pmap.ts';
+import './preduce.ts';
 
 /** A call as it travels to `colony.<c>.call.<pid>`. */
 export interface CallRequest {
@@ -45,7 +48,8 @@ interface Slot {
   value?: unknown;
   error?: ErrorData;
   bytes: number;
-  actor: HostedActor;
+  /** Null while a fetch waits for a call that has not arrived yet (its args are still in transit). */
+  actor: HostedActor | null;
   waiters: (() => void)[];
 }
 
@@ -220,7 +224,7 @@ export class ProcessNode implements RefClient, RefBinder {
     if (ref.where === this.pid) {
       value = await this.localValue(ref.id);
     } else {
-      value = await this.withLaunch(ref, this.ask(ref.where, this.s.ref(ref.where), { op: 'fetch', id: ref.id, from: this.pid }));
+      value = await this.withLaunch(ref, this.ask(ref.where, this.s.ref(ref.where), { op: 'fetch', id: ref.id, from: this.pid, call: !!ref.launch }));
     }
     ref.cached = { value };
     return value;
@@ -230,11 +234,11 @@ export class ProcessNode implements RefClient, RefBinder {
     if (ref.where === this.pid) {
       const slot = this.slotFor(ref.id);
       await this.settled(slot);
-      await slot.actor.durable();
+      await slot.actor?.durable();
       if (slot.state === 'failed') throw fromErrorData(slot.error!, this.pid);
       return;
     }
-    await this.withLaunch(ref, this.ask(ref.where, this.s.ref(ref.where), { op: 'wait', id: ref.id, from: this.pid }));
+    await this.withLaunch(ref, this.ask(ref.where, this.s.ref(ref.where), { op: 'wait', id: ref.id, from: this.pid, call: !!ref.launch }));
   }
 
   async refIsReady(ref: RemoteRef): Promise<boolean> {
@@ -286,11 +290,20 @@ export class ProcessNode implements RefClient, RefBinder {
 
   // ---------------------------------------------------------------- refs: owner side
 
-  private slotFor(id: string, create = true): Slot {
+  /**
+   * The slot of `id`. With `call`, the asker made a call that computes it: a fetch can overtake
+   * a call whose arguments are still being pulled, so it waits in a placeholder the call adopts.
+   */
+  private slotFor(id: string, create = true, call = false): Slot {
     let slot = this.slots.get(id);
     if (slot) return slot;
     if (this.freed.has(id)) throw new InvalidArgumentError('ref', `RemoteRef ${id} was freed`);
     if (!create) throw new InvalidArgumentError('ref', `RemoteRef ${id} is not known on worker ${this.pid}`);
+    if (call) {
+      slot = { id, state: 'running', bytes: 0, actor: null, waiters: [] };
+      this.slots.set(id, slot);
+      return slot;
+    }
     // A ref made by RemoteRef(pid) comes into being on its first use.
     const actor = this.host.create('ref', id);
     actor.send(refEvents.created(Date.now(), { owner: this.pid, creator: 0, task: null }));
@@ -310,24 +323,24 @@ export class ProcessNode implements RefClient, RefBinder {
     for (const f of w) f();
   }
 
-  private async localValue(id: string): Promise<unknown> {
-    const slot = this.slotFor(id);
+  private async localValue(id: string, call = false): Promise<unknown> {
+    const slot = this.slotFor(id, true, call);
     await this.settled(slot);
     if (!this.slots.has(id)) throw new InvalidArgumentError('ref', `RemoteRef ${id} was freed`);
     // A fetch is a flush point: the ref's history is stored before its value is handed out.
-    await slot.actor.durable();
+    await slot.actor?.durable();
     if (slot.state === 'failed') throw fromErrorData(slot.error!, this.pid);
     return slot.value;
   }
 
   private async putLocal(id: string, value: unknown, from: number): Promise<void> {
     const slot = this.slotFor(id);
-    if (slot.state !== 'empty') throw new InvalidArgumentError('ref', `RemoteRef ${id} already holds a value (put! on a full ref)`);
+    if (slot.state !== 'empty' || !slot.actor) throw new InvalidArgumentError('ref', `RemoteRef ${id} already holds a value (put! on a full ref)`);
     slot.state = 'ready';
     slot.value = value;
     slot.actor.send(refEvents.put(Date.now(), 0, from));
     this.wake(slot);
-    await slot.actor.durable();
+    await slot.actor?.durable();
   }
 
   private async freeLocal(id: string, by: number): Promise<void> {
@@ -336,12 +349,12 @@ export class ProcessNode implements RefClient, RefBinder {
     this.slots.delete(id);
     this.freed.add(id);
     if (this.freed.size > 100_000) this.freed.delete(this.freed.values().next().value!);
-    slot.actor.send(refEvents.freed(Date.now(), by));
+    slot.actor?.send(refEvents.freed(Date.now(), by));
     slot.value = undefined;
     slot.state = 'failed';
     slot.error = { name: 'Error', message: `RemoteRef ${id} was freed`, pid: this.pid };
     this.wake(slot);
-    await slot.actor.durable();
+    await slot.actor?.durable();
   }
 
   /** Values this process owns, by state. */
@@ -375,7 +388,9 @@ export class ProcessNode implements RefClient, RefBinder {
     const id = req.ref;
     const actor = this.host.create('ref', id);
     actor.send(refEvents.created(Date.now(), { owner: this.pid, creator: req.from, task: req.task }));
-    const slot: Slot = { id, state: 'running', bytes: 0, actor, waiters: [] };
+    // A fetch that overtook this call waits in a placeholder: adopt it, waiters and all.
+    const waiting = this.slots.get(id);
+    const slot: Slot = waiting && !waiting.actor ? Object.assign(waiting, { actor }) : { id, state: 'running', bytes: 0, actor, waiters: [] };
     this.slots.set(id, slot);
     try {
       slot.value = await this.execute(req.task, req.args);
@@ -393,7 +408,7 @@ export class ProcessNode implements RefClient, RefBinder {
   }
 
   private async onRef(msg: Msg): Promise<void> {
-    let req: { op: string; id: string; value?: unknown; from?: number; i?: number };
+    let req: { op: string; id: string; value?: unknown; from?: number; i?: number; call?: boolean };
     try {
       req = await this.unpack(msg.data);
     } catch (e) {
@@ -409,12 +424,12 @@ export class ProcessNode implements RefClient, RefBinder {
           this.blobs.release(req.id);
           return;
         case 'fetch':
-          this.respond(msg, { ok: await this.localValue(req.id) });
+          this.respond(msg, { ok: await this.localValue(req.id, req.call) });
           return;
         case 'wait': {
-          const slot = this.slotFor(req.id);
+          const slot = this.slotFor(req.id, true, req.call);
           await this.settled(slot);
-          await slot.actor.durable();
+          await slot.actor?.durable();
           this.respond(msg, slot.state === 'failed' ? { err: slot.error } : { done: true });
           return;
         }

@@ -4,11 +4,12 @@
  * {@link ProcessExitedError}, however long it has been waiting.
  */
 import { createInbox } from '@nats-io/transport-node';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ProcessExitedError, TimeoutError } from './errors.ts';
 
 interface Pending {
   pid: number;
+  keep503: boolean;
   resolve: (m: Msg) => void;
   reject: (e: Error) => void;
   timer?: NodeJS.Timeout;
@@ -27,10 +28,10 @@ export class Requester {
   }
 
   /** Sends `data` to `subject` on behalf of target `pid` and resolves with the reply message. */
-  request(pid: number, subject: string, data: Uint8Array, timeoutMs = 0): Promise<Msg> {
+  request(pid: number, subject: string, data: Uint8Array, timeoutMs = 0, opts: { headers?: MsgHdrs; keep503?: boolean } = {}): Promise<Msg> {
     const id = this.next++;
     return new Promise<Msg>((resolve, reject) => {
-      const p: Pending = { pid, resolve, reject };
+      const p: Pending = { pid, resolve, reject, keep503: !!opts.keep503 };
       if (timeoutMs > 0) {
         p.timer = setTimeout(() => this.settle(id, undefined, new TimeoutError(`no reply from pid ${pid} on ${subject} within ${timeoutMs} ms`)), timeoutMs);
       }
@@ -39,7 +40,7 @@ export class Requester {
       if (!set) this.byPid.set(pid, (set = new Set()));
       set.add(id);
       try {
-        this.nc.publish(subject, data, { reply: `${this.prefix}.${id}` });
+        this.nc.publish(subject, data, { reply: `${this.prefix}.${id}`, headers: opts.headers });
       } catch (e) {
         this.settle(id, undefined, e as Error);
       }
@@ -73,7 +74,7 @@ export class Requester {
     const p = this.pending.get(id);
     if (!p) return;
     // 503: no process is subscribed to the subject, so the target is gone (or never existed).
-    if (msg.data.length === 0 && msg.headers?.code === 503) {
+    if (!p.keep503 && msg.data.length === 0 && msg.headers?.code === 503) {
       this.settle(id, undefined, new ProcessExitedError(p.pid, 'no process answers on its subject'));
       return;
     }
