@@ -24,6 +24,13 @@ export const addOne = task(import.meta.url, async function addOne(r: RemoteRef<M
   return { rows: m.rows, cols: m.cols, data: m.data.map((x) => x + 1) };
 });
 
+/** `getindex(r, i, j)`, i.e. `r[i, j]`: one element of a matrix held in a ref (0-based, row-major). */
+export const getindex = task(import.meta.url, async function getindex(r: RemoteRef<Matrix>, i: number, j: number): Promise<number> {
+  const m = await r.fetch();
+  if (!(i >= 0 && i < m.rows && j >= 0 && j < m.cols)) throw new RangeError(`index [${i}, ${j}] is outside a ${m.rows}x${m.cols} matrix`);
+  return m.data[i * m.cols + j]!;
+});
+
 /** The manual's `count_heads(n)`: flips n coins. */
 export const countHeads = task(import.meta.url, function countHeads(n: number): number {
   let c = 0;
