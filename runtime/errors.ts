@@ -139,6 +139,7 @@ export function fromErrorData(d: ErrorData & { module?: string; exportName?: str
     case 'ProcessExitedError': return new ProcessExitedError(at, d.message.replace(/^worker \d+ exited:? ?/, ''));
     case 'TaskNotFoundError': return new TaskNotFoundError(d.module ?? '?', d.exportName ?? '?', at);
     case 'InterruptException': return new InterruptException(at);
+    case 'TimeoutError': return new TimeoutError(d.message);
     default: return new RemoteException(at, d.name, d.message, d.stack ?? '');
   }
 }
