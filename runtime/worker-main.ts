@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ActorHost } from './actor-host.ts';
+import { attachArrays } from './chunk-store.ts';
 import { decode, encode } from './codec.ts';
 import { connectNats } from './connection.ts';
 import type { NatsEndpoint } from './connection.ts';
@@ -69,6 +70,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const host = new ActorHost(journal, `w${pid}${nonce}`, { snapshotEvery: reg.snapshotEvery });
   const node = new ProcessNode({ nc, name, pid, host, nonce, guardSync: true });
   node.serve();
+  await attachArrays(node);
 
   const loadErrors: { url: string; error: string }[] = [];
   for (const url of reg.modules) {
