@@ -3,6 +3,7 @@
  * Their output is shown with a `From worker N:` prefix, as Julia does.
  */
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { ClusterManager, LaunchParams, ManageOp, WorkerConfig } from './cluster-manager.ts';
@@ -13,6 +14,12 @@ export interface LocalManagerOptions {
   /** Where worker output goes: `inherit` prefixes lines on this process's stdout/stderr. @default 'inherit' */
   output?: 'inherit' | 'ignore';
 }
+
+/** Children of every LocalManager in this process: none may outlive it. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
 
 export class LocalManager implements ClusterManager {
   readonly name = 'local';
@@ -35,6 +42,8 @@ export class LocalManager implements ClusterManager {
         // Its own process group: a Ctrl-C in the driver's terminal is the driver's to handle.
         detached: true,
       });
+      children.add(child);
+      child.once('exit', () => children.delete(child));
       const config: WorkerConfig = { launchToken: token, process: child, ospid: child.pid, host: 'localhost', count: 1, io: child.stdout, exename: params.exename, exeflags: params.exeflags };
       this.forward(config);
       launched(config);

@@ -7,6 +7,7 @@
  * .colony/<name>/nats/             JetStream store, server config and log
  */
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export interface ClusterStateFile {
@@ -69,5 +70,10 @@ export function alive(pid: number | null | undefined): boolean {
   } catch {
     return false;
   }
-  return true;
+  try {
+    // A killed process whose parent has not reaped it yet is a zombie: it is gone for our purposes.
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
 }

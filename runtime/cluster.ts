@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -23,6 +23,9 @@ import { ActorHost } from './actor-host.ts';
 import type { ActorHostOptions } from './actor-host.ts';
 import { DEFAULT_STATE_DIR, alive, clusterDir, readState, removeState, writeCredentials, writeState } from './cluster-files.ts';
 import { connectNats } from './connection.ts';
+import { darrayConstructors } from './darray.ts';
+import type { DArrayConstructors } from './darray.ts';
+import type { TypedArrayConstructor } from './darray-layout.ts';
 import { ColonyError, InvalidArgumentError, LaunchError, fromErrorData } from './errors.ts';
 import { EventLog } from './event-log.ts';
 import { Journal } from './journal.ts';
@@ -31,7 +34,13 @@ import type { ResumeReport } from './resume-report.ts';
 import type { RetentionOptions } from './journal.ts';
 import { NatsServer, randomSecret } from './nats-server.ts';
 import { ProcessNode } from './process-node.ts';
+import { pmap } from './pmap.ts';
+import type { PmapOptions } from './pmap.ts';
+import { pfor, preduce } from './preduce.ts';
+import type { LoopOptions, LoopRange, Reducer } from './preduce.ts';
 import { RemoteRef } from './remote-ref.ts';
+import { createSharedArray } from './shared-array.ts';
+import type { SharedArrayOptions } from './shared-array.ts';
 import { checkClusterName } from './subjects.ts';
 import { isTask } from './task.ts';
 import type { Task } from './task.ts';
@@ -84,6 +93,15 @@ export class Cluster {
   readonly url: string;
   /** Live and stored events of this cluster. */
   readonly events: EventLog;
+  /**
+   * Distributed arrays (row-major, 0-based `[start, end)` ranges): `zeros`, `ones`, `rand`,
+   * `randn`, `fill`, `distribute` and `create` (Julia's dzeros, dones, drand, drandn, dfill,
+   * distribute and `DArray(init, dims, procs, dist)`).
+   *
+   * @example
+   * const d = await cluster.darray.zeros(Float64Array, [100, 100], { procs: [2, 3, 4, 5], dist: [1, 4] });
+   */
+  readonly darray: DArrayConstructors = darrayConstructors(this);
   private readonly local: LocalManager;
   private closed = false;
   private readonly startedWorkers: boolean;
@@ -121,6 +139,8 @@ export class Cluster {
       if (prev && alive(prev.driverPid) && prev.driverPid !== process.pid && alive(prev.natsPid)) {
         throw new ColonyError(`cluster '${name}' already runs from ${stateDir} (driver pid ${prev.driverPid}); close it or pick another name`);
       }
+      // The server of a driver that was killed outright is still running on the store: stop it.
+      if (prev && !alive(prev.driverPid) && prev.natsPid) await stopStaleServer(prev.natsPid);
       if (!opts.keepLog) await rm(join(stateDir, 'nats'), { recursive: true, force: true });
       await mkdir(join(stateDir, 'nats'), { recursive: true, mode: 0o700 });
       const creds = { user: 'colony', password: randomSecret() };
@@ -135,6 +155,7 @@ export class Cluster {
       if (stateDir) {
         await writeState(stateDir, { name, url: endpoint.url, driverPid: process.pid, natsPid: server?.pid ?? null, startedAt: new Date().toISOString() });
       }
+      closeOnSignals(cluster);
       const n = opts.workers === 'auto' ? availableParallelism() : (opts.workers ?? 0);
       if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('workers', `must be a whole number >= 0 or 'auto', got ${opts.workers}`);
       if (n > 0) {
@@ -283,13 +304,20 @@ export class Cluster {
         '--grace', String(this.opts.graceMs ?? DEFAULT_GRACE_MS),
       ],
     };
+    // Workers the manager said it started; once launch() has returned, no more will come.
+    let promised = 0;
+    let handedOff = false;
+    const checkDone = () => {
+      if (pids.length >= count || (handedOff && pids.length >= promised)) settle();
+    };
     const launched = (config: WorkerConfig) => {
       const n = config.count === 'auto' ? availableParallelism() : (config.count ?? 1);
+      promised += n;
       let got = 0;
       this.registry.expect(config, manager, n, (pid) => {
         pids.push(pid);
         got++;
-        if (pids.length >= count) settle();
+        checkDone();
       });
       // The start timeout counts from the moment the job runs, never from submission.
       const t = setTimeout(() => {
@@ -303,6 +331,9 @@ export class Cluster {
     };
     try {
       await manager.launch(params, launched, ac.signal);
+      handedOff = true;
+      if (promised === 0) fail(new LaunchError(manager.name, `launch() returned without starting any of the ${count} worker(s) asked for`));
+      else checkDone();
     } catch (e) {
       fail(e instanceof LaunchError ? e : new LaunchError(manager.name, (e as Error).message, { cause: e, code: (e as { code?: number }).code, stderr: (e as { stderr?: string }).stderr }));
     }
@@ -381,6 +412,52 @@ export class Cluster {
     return this.remotecall(f, this.placeFor(args), ...args);
   }
 
+  /**
+   * `pmap(f, items)`: `f(item)` for every item on the workers, results in item order. Dynamic
+   * scheduling with adaptive batches; see {@link PmapOptions} for batching, retries, onError,
+   * cancellation, timeouts, worker subsets, progress and `shared` data (`f(item, shared)`).
+   *
+   * @example
+   * const sv = await cluster.pmap(svdvals, matrices, { retries: 1, onProgress: progressBar() });
+   */
+  pmap<T, R, E = never>(f: Task<[item: T], R>, items: Iterable<T> | ArrayLike<T>, opts?: PmapOptions<T, E>): Promise<(Awaited<R> | E)[]>;
+  pmap<T, S, R, E = never>(f: Task<[item: T, shared: S], R>, items: Iterable<T> | ArrayLike<T>, opts: PmapOptions<T, E> & { shared: S }): Promise<(Awaited<R> | E)[]>;
+  pmap<T>(f: Task, items: Iterable<T> | ArrayLike<T>, opts: PmapOptions<T, unknown> = {}): Promise<unknown[]> {
+    this.checkOpen();
+    return pmap<T, unknown>(this, f, items, opts);
+  }
+
+  /**
+   * `@parallel (reducer) for i in range f(i) end`: one slice of the range per worker, reduced
+   * there in a loop, the partials reduced here. `range` is `n`, `[start, end)` or the items.
+   *
+   * @example
+   * const heads = await cluster.preduce('+', flip, 200_000_000);
+   */
+  preduce<T = number, V = unknown>(reducer: Reducer<V>, f: Task<[item: T, ...shared: any[]], V | Promise<V>>, range: LoopRange<T>, opts?: LoopOptions): Promise<V>;
+  preduce<V>(reducer: Reducer<V>, f: Task, range: LoopRange<unknown>, opts: LoopOptions = {}): Promise<V> {
+    this.checkOpen();
+    return preduce<V>(this, reducer, f, range, opts);
+  }
+
+  /** `@parallel for` without a reducer: returns at once with one ref per worker slice; awaiting them is `@sync`. */
+  pfor<T = number>(f: Task<[item: T, ...shared: any[]], unknown>, range: LoopRange<T>, opts: LoopOptions = {}): RemoteRef<null>[] {
+    this.checkOpen();
+    return pfor(this, f, range, opts);
+  }
+
+  /**
+   * `SharedArray(T, dims; pids, init)`: an array in shared memory, mapped by every pid (all on one
+   * host). `init(S)` is a task run on each pid; `sdata(S)` and `localindexes(S)` work inside it.
+   *
+   * @example
+   * const S = await cluster.sharedArray(Int32Array, [3, 4], { init: fillMine });
+   */
+  sharedArray<C extends TypedArrayConstructor>(type: C, dims: number | number[], opts?: SharedArrayOptions) {
+    this.checkOpen();
+    return createSharedArray(this, type, dims, opts);
+  }
+
   /** An empty ref owned by `pid`, to `put` a value into (`RemoteRef(pid)`). */
   remoteRef<T = unknown>(pid: number = 1): RemoteRef<T> {
     this.checkPid(pid);
@@ -413,6 +490,7 @@ export class Cluster {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    started.delete(this);
     try {
       if (this.startedWorkers) await Promise.all(this.registry.info().map((w) => this.registry.remove(w.pid).catch(() => undefined)));
       await this.registry.durable();
@@ -424,6 +502,11 @@ export class Cluster {
       await this.server?.stop();
       if (this.stateDir) await removeState(this.stateDir);
     }
+  }
+
+  /** @internal */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -452,4 +535,49 @@ export class Cluster {
     }
     this.checkPid(pid);
   }
+}
+
+/** Clusters started in this process and not closed yet. */
+const started = new Set<Cluster>();
+let signalsHooked = false;
+
+/**
+ * Ctrl-C or a service manager's SIGTERM closes every started cluster (its workers and embedded
+ * NATS) before the process goes. A program with its own handler for the signal keeps control of
+ * exiting; the clusters are closed either way.
+ */
+function closeOnSignals(cluster: Cluster): void {
+  started.add(cluster);
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const handler = () => {
+      const others = process.listeners(sig).filter((l) => l !== handler).length;
+      const closing = Promise.all([...started].map((c) => c.close().catch(() => undefined)));
+      const timer = setTimeout(() => process.exit(code), 10_000);
+      void closing.then(() => {
+        clearTimeout(timer);
+        if (others === 0) process.exit(code);
+      });
+    };
+    process.on(sig, handler);
+  }
+}
+
+/** Stops a nats-server left behind by a driver that was killed, if that pid is still one. */
+async function stopStaleServer(pid: number): Promise<void> {
+  let cmd = '';
+  try {
+    cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
+  } catch {
+    return;
+  }
+  if (!cmd.includes('nats-server')) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
 }

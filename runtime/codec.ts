@@ -1,18 +1,13 @@
 /**
  * The wire codec: msgpackr with `moreTypes`, so typed arrays, Sets, Dates and bigints round-trip
- * as themselves. Maps round-trip as Maps. RemoteRef handles travel as their id and are rebound to
+ * as themselves. Maps round-trip as Maps (keys keep their types). RemoteRef handles travel as their id and are rebound to
  * the decoding process on arrival.
  */
 import { Packr, addExtension } from 'msgpackr';
 
-const packr = new Packr({ moreTypes: true, useRecords: false } as ConstructorParameters<typeof Packr>[0]);
-
-addExtension({
-  Class: Map,
-  type: 0x4d,
-  write: (m: Map<unknown, unknown>) => [...m.entries()],
-  read: (entries: [unknown, unknown][]) => new Map(entries),
-});
+// Plain objects travel as records (their structure inline in each message), which leaves msgpack
+// maps free to mean JS Maps: `mapsAsObjects: false` decodes them as Maps, keys keeping their types.
+const packr = new Packr({ moreTypes: true, useRecords: true, mapsAsObjects: false } as ConstructorParameters<typeof Packr>[0]);
 
 /** Binds ref ids decoded from a message to handles of one process. */
 export interface RefBinder {

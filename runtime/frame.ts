@@ -26,6 +26,9 @@ export interface Frame {
 
 const align = (n: number) => (n + 7) & ~7;
 
+/** User objects with one of these keys are escaped, so they never pass for our placeholders. */
+const RESERVED = ['$ta', '$esc', '$blob'];
+
 function lift(value: unknown, parts: View[], depth: number): unknown {
   if (depth > MAX_DEPTH || value === null || typeof value !== 'object') return value;
   if (ArrayBuffer.isView(value)) {
@@ -39,8 +42,12 @@ function lift(value: unknown, parts: View[], depth: number): unknown {
   if (Array.isArray(value)) return value.map((v) => lift(v, parts, depth + 1));
   if (Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = lift(v, parts, depth + 1);
-    return out;
+    let reserved = false;
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = lift(v, parts, depth + 1);
+      if (RESERVED.includes(k)) reserved = true;
+    }
+    return reserved ? { $esc: out } : out;
   }
   return value;
 }
@@ -82,9 +89,18 @@ export function frameOf(body: Uint8Array, parts: ArrayBufferView[]): Frame {
   return { pieces, size };
 }
 
+function isEsc(v: object): v is { $esc: Record<string, unknown> } {
+  return '$esc' in v && Object.keys(v).length === 1;
+}
+
 function place(value: unknown, parts: ArrayBufferView[], depth: number): unknown {
   if (depth > MAX_DEPTH || value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
   const v = value as { $ta?: number };
+  if (isEsc(value)) {
+    const o = value.$esc;
+    for (const k of Object.keys(o)) o[k] = place(o[k], parts, depth + 1);
+    return o;
+  }
   if (typeof v.$ta === 'number' && Object.keys(v).length === 2) return parts[v.$ta];
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = place(value[i], parts, depth + 1);
@@ -95,6 +111,11 @@ function place(value: unknown, parts: ArrayBufferView[], depth: number): unknown
     for (const k of Object.keys(o)) o[k] = place(o[k], parts, depth + 1);
   }
   return value;
+}
+
+/** Undoes the escaping of an inline message (one sent with no lifted parts). */
+export function unescapeInline<T>(obj: T): T {
+  return place(obj, [], 0) as T;
 }
 
 /** Reads a frame; the lifted arrays are views of `buf` (which must start 8-byte aligned). */
@@ -125,6 +146,10 @@ export function decodeFrame<T>(buf: Uint8Array, refs?: RefBinder): T {
 /** The types of the placeholders, in index order. */
 function collectTypes(value: unknown, out: string[], depth: number): void {
   if (depth > MAX_DEPTH || value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return;
+  if (isEsc(value)) {
+    for (const x of Object.values(value.$esc)) collectTypes(x, out, depth + 1);
+    return;
+  }
   const v = value as { $ta?: number; t?: string };
   if (typeof v.$ta === 'number' && typeof v.t === 'string' && Object.keys(v).length === 2) {
     out[v.$ta] = v.t;

@@ -3,9 +3,13 @@
 // Plain JavaScript on purpose: a thread starts faster without the TypeScript loader.
 import { parentPort, workerData } from 'node:worker_threads';
 import { connect } from '@nats-io/transport-node';
-import { pack, unpack } from 'msgpackr';
+import { Packr } from 'msgpackr';
 
 const { url, user, password, name, pid, hbMs, graceMs, stats } = workerData;
+// The same settings as runtime/codec.ts: records for objects, msgpack maps for Maps.
+const packr = new Packr({ moreTypes: true, useRecords: true, mapsAsObjects: false });
+const pack = (v) => packr.pack(v);
+const unpack = (b) => packr.unpack(b);
 const counters = new Int32Array(stats);
 const nc = await connect({ servers: url.split(','), user, pass: password, name: `colony-hb-${name}-${pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
 let lastDriver = Date.now();

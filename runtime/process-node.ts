@@ -11,7 +11,7 @@ import type { ActorHost, HostedActor } from './actor-host.ts';
 import { BlobStore, takeBlob } from './blob.ts';
 import type { BlobMarker } from './blob.ts';
 import { decode, encode } from './codec.ts';
-import { decodeFrame, encodeParts, frameOf } from './frame.ts';
+import { decodeFrame, encodeParts, frameOf, unescapeInline } from './frame.ts';
 import type { RefBinder } from './codec.ts';
 import { InterruptException, InvalidArgumentError, ProcessExitedError, RemoteException, TaskNotFoundError, fromErrorData, toErrorData } from './errors.ts';
 import { RemoteRef } from './remote-ref.ts';
@@ -148,7 +148,7 @@ export class ProcessNode implements RefClient, RefBinder {
       const bytes = await takeBlob(this.requester, this.s.ref(m.holder), m);
       return decodeFrame<T>(bytes, this);
     }
-    return obj;
+    return unescapeInline(obj);
   }
 
   private respond(msg: Msg, reply: Reply): void {

@@ -174,7 +174,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   });
 
   await hbUp;
-  await nc.request(s.ready, encode({ pid, loadErrors }), { timeout: 10_000 });
+  await nc.request(s.ready, encode({ pid, loadErrors, loaded: reg.modules }), { timeout: 60_000 });
   void nc.closed().then(() => {
     if (!exiting) void exit(1, 'connection to NATS closed');
   });

@@ -38,6 +38,8 @@ interface Entry {
   inflight: number;
   /** A heartbeat arrived from this worker (adopted workers start unheard). */
   heard?: boolean;
+  /** An ended worker that came back was told to exit. */
+  exitAsked?: boolean;
   exited: Promise<void>;
   markExited: () => void;
 }
@@ -227,10 +229,14 @@ export class WorkerRegistry {
   }
 
   private async onWorkerReady(msg: Msg): Promise<void> {
-    const req = decode<{ pid: number; loadErrors: { url: string; error: string }[] }>(msg.data);
+    const req = decode<{ pid: number; loadErrors: { url: string; error: string }[]; loaded?: string[] }>(msg.data);
     const e = this.entries.get(req.pid);
     if (!e || e.ended) return;
     for (const le of req.loadErrors ?? []) console.error(`colony: worker ${req.pid} could not load ${le.url}: ${le.error}`);
+    // Modules loaded everywhere while this worker was starting up did not reach it: load them now.
+    for (const url of this.modules.filter((m) => !(req.loaded ?? []).includes(m))) {
+      await this.load(e.pid, url).catch((err) => console.error(`colony: ${(err as Error).message}`));
+    }
     e.actor.send(workerEvents.ready(Date.now(), this.modules.length));
     e.lastHb = Date.now();
     msg.respond(encode({ done: true }));
@@ -249,6 +255,12 @@ export class WorkerRegistry {
     if (!e) return;
     e.lastHb = Date.now();
     e.heard = true;
+    // A worker declared lost that comes back (a paused or partitioned host) no longer belongs to
+    // the cluster: its values were recorded as lost. Tell it to go rather than leave an orphan.
+    if (e.ended && !e.exitAsked) {
+      e.exitAsked = true;
+      this.nc.publish(this.s.ctl(pid), encode({ op: 'exit' }));
+    }
     try {
       e.running = decode<{ running: number }>(msg.data).running ?? 0;
     } catch {
