@@ -66,8 +66,22 @@ export class LocalManager implements ClusterManager {
     clearTimeout(t);
   }
 
+  /** The last lines a worker wrote to stderr (for the LaunchError of a worker that died early). */
+  stderrOf(config: WorkerConfig): string {
+    return (this.tails.get(config.launchToken) ?? []).join('\n');
+  }
+
+  private readonly tails = new Map<string, string[]>();
+
   private forward(config: WorkerConfig): void {
     const child = config.process!;
+    const tail: string[] = [];
+    this.tails.set(config.launchToken, tail);
+    child.once('exit', () => setTimeout(() => this.tails.delete(config.launchToken), 1000).unref());
+    child.stderr?.on('data', (d: Buffer) => {
+      tail.push(...d.toString().split('\n').filter(Boolean));
+      if (tail.length > 20) tail.splice(0, tail.length - 20);
+    });
     const tag = () => `From worker ${this.pids.get(config.launchToken) ?? '?'}:`;
     for (const [stream, out] of [[child.stdout, process.stdout], [child.stderr, process.stderr]] as const) {
       if (!stream) continue;

@@ -326,7 +326,10 @@ export class Cluster {
       t.unref();
       timers.push(t);
       config.process?.once('exit', (code, signal) => {
-        if (got < n) fail(new LaunchError(manager.name, `worker process exited before it registered (${signal ? `signal ${signal}` : `code ${code}`})`, { code }));
+        if (got < n) {
+          const stderr = (manager as { stderrOf?: (c: WorkerConfig) => string }).stderrOf?.(config) ?? '';
+          fail(new LaunchError(manager.name, `worker process exited before it registered (${signal ? `signal ${signal}` : `code ${code}`})`, { code, stderr }));
+        }
       });
     };
     try {

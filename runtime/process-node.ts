@@ -135,7 +135,16 @@ export class ProcessNode implements RefClient, RefBinder {
 
   /** Encodes a message; above the payload limit the bytes become a blob pulled in chunks. */
   pack(obj: unknown): Uint8Array {
-    const { body, parts } = encodeParts(obj);
+    let encoded: ReturnType<typeof encodeParts>;
+    try {
+      encoded = encodeParts(obj);
+    } catch (e) {
+      const circular = e instanceof RangeError && /call stack/i.test(e.message);
+      throw new InvalidArgumentError('value', circular
+        ? 'the value cannot be sent: it contains a circular reference'
+        : `the value cannot be sent: ${(e as Error).message}`);
+    }
+    const { body, parts } = encoded;
     if (!parts.length && body.length <= this.maxInline) return body;
     return encode({ $blob: this.blobs.offer(frameOf(body, parts), this.chunk) });
   }

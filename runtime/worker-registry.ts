@@ -181,7 +181,9 @@ export class WorkerRegistry {
     let best: Entry | undefined;
     for (const pid of this.live()) {
       const e = this.entries.get(pid)!;
-      if (!best || e.inflight + e.running < best.inflight + best.running) best = e;
+      // Calls in flight are exact; the heartbeat's running count can be a period old and counts
+      // this driver's own calls again, so it only breaks ties.
+      if (!best || e.inflight < best.inflight || (e.inflight === best.inflight && e.running < best.running)) best = e;
     }
     return best?.pid;
   }
