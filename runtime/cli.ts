@@ -18,6 +18,8 @@ const USAGE = `usage:
       COLONY_NATS_USER / COLONY_NATS_PASSWORD. Without --token the worker joins by hand.
   colony run SCRIPT [ARGS...]
       Run a driver script (TypeScript or JavaScript).
+  colony up --manager NAME --count N [--set key=value ...]
+      Start a cluster on the site's scheduler, with defaults from colony.yaml.
   colony events [FILTER] [--since SEQ|TIME] [--follow] [--json]
       Print events, one line each. FILTER is a subject tail: worker.*, ref.>, worker.2, > (default).
   colony replay KIND/ID [--until SEQ] [--verify] | colony replay --file LOG.jsonl [KIND/ID] [--verify]
@@ -46,6 +48,8 @@ export async function main(argv: string[]): Promise<void> {
         return await replayCommand(rest);
       case 'status':
         return await statusCommand(rest);
+      case 'up':
+        return await (await import('./cli-up.ts')).up(rest);
       case 'run': {
         if (!rest[0]) throw new UsageError('colony run needs a script');
         process.argv = [process.argv[0]!, resolve(rest[0]), ...rest.slice(1)];

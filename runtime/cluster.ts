@@ -103,6 +103,8 @@ export class Cluster {
    */
   readonly darray: DArrayConstructors = darrayConstructors(this);
   private readonly local: LocalManager;
+  /** addprocs calls under way: close() aborts them, so their managers cancel queued jobs. */
+  private readonly launches = new Set<AbortController>();
   private closed = false;
   private readonly startedWorkers: boolean;
 
@@ -273,6 +275,7 @@ export class Cluster {
     const startTimeout = this.opts.workerStartTimeoutMs ?? DEFAULTS.startTimeoutMs;
     const pids: number[] = [];
     const ac = new AbortController();
+    this.launches.add(ac);
     const tokens: string[] = [];
     let failed: Error | null = null;
     let settle!: () => void;
@@ -283,6 +286,7 @@ export class Cluster {
       ac.abort();
       settle();
     };
+    ac.signal.addEventListener('abort', () => fail(new LaunchError(manager.name, 'the cluster was closed while workers were launching')), { once: true });
     const params: LaunchParams = {
       cluster: this.name,
       nats: this.endpoint.url,
@@ -341,6 +345,7 @@ export class Cluster {
       fail(e instanceof LaunchError ? e : new LaunchError(manager.name, (e as Error).message, { cause: e, code: (e as { code?: number }).code, stderr: (e as { stderr?: string }).stderr }));
     }
     await allReady;
+    this.launches.delete(ac);
     for (const t of timers) clearTimeout(t);
     for (const t of tokens) this.registry.unexpect(t);
     if (failed) {
@@ -495,7 +500,9 @@ export class Cluster {
     this.closed = true;
     started.delete(this);
     try {
+      for (const ac of this.launches) ac.abort();
       if (this.startedWorkers) await Promise.all(this.registry.info().map((w) => this.registry.remove(w.pid).catch(() => undefined)));
+      await this.registry.finalized();
       await this.registry.durable();
       await this.journal.flush().catch((e) => console.error(`colony: ${(e as Error).message}`));
     } finally {

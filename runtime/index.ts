@@ -28,3 +28,12 @@ export type { RetentionOptions } from './journal.ts';
 export { LocalManager } from '../adapters/index.ts';
 export type { ClusterManager, LaunchParams, ManageOp, WorkerConfig } from '../adapters/index.ts';
 export type { Envelope, ActorKind } from '../actors/index.ts';
+// Cluster managers (issue 6): batch schedulers, ssh, Scyld, EC2, and the site file.
+export {
+  EC2Manager, HTCondorManager, SGEManager, SSHManager, SchedulerCommandError, ScyldManager, SiteConfigError, SlurmManager,
+  loadSiteConfig, managerFromConfig,
+} from '../adapters/index.ts';
+export type {
+  EC2ManagerOptions, HTCondorManagerOptions, Machine, SGEManagerOptions, SSHManagerOptions, ScyldManagerOptions, SiteConfig,
+  SlurmManagerOptions,
+} from '../adapters/index.ts';

@@ -63,6 +63,8 @@ export interface RegistryOptions {
 export class WorkerRegistry {
   private readonly entries = new Map<number, Entry>();
   private readonly expected = new Map<string, Expected>();
+  /** `manage(..., 'finalize')` calls still running: close() waits for them. */
+  private readonly finalizing = new Set<Promise<unknown>>();
   private readonly joinManager: ClusterManager;
   private subs: Subscription[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -308,7 +310,9 @@ export class WorkerRegistry {
     if (e.actor.accepts(ev)) e.actor.send(ev);
     this.node.requester.failPid(e.pid, new ProcessExitedError(e.pid, reason || 'exited'));
     e.markExited();
-    void e.manager.manage(e.pid, e.config, 'finalize').catch(() => undefined);
+    const fin = e.manager.manage(e.pid, e.config, 'finalize').catch(() => undefined);
+    this.finalizing.add(fin);
+    void fin.then(() => this.finalizing.delete(fin));
     this.onEnded(e.pid, lost);
   }
 
@@ -357,6 +361,13 @@ export class WorkerRegistry {
     const m = await this.nc.request(this.s.ctl(pid), encode({ op: 'load', url }), { timeout: 60_000 });
     const r = decode<{ err?: { message: string } }>(m.data);
     if (r.err) throw new Error(`worker ${pid} could not load ${url}: ${r.err.message}`);
+  }
+
+  /** Waits (up to `timeoutMs`) for the managers' finalize calls still running. */
+  async finalized(timeoutMs = 30_000): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...this.finalizing]), new Promise((r) => (t = setTimeout(r, timeoutMs)))]);
+    clearTimeout(t);
   }
 
   /** Waits until every actor's events are stored. */
