@@ -24,7 +24,16 @@ nc.subscribe(`colony.${name}.ctl.${pid}`, {
     if (req?.op === 'interrupt') {
       // SIGINT stops a guarded synchronous task (vm breakOnSigint) or, through the main thread's
       // handler, rejects the async ones.
-      process.kill(process.pid, 'SIGINT');
+      // A SIGINT that lands while a vm watchdog is being torn down can be dropped: send it again
+      // until the main thread counts it, a few times at most.
+      const seen = Atomics.load(counters, 2);
+      let tries = 0;
+      const send = () => {
+        if (Atomics.load(counters, 2) !== seen || tries++ >= 5) return;
+        process.kill(process.pid, 'SIGINT');
+        setTimeout(send, 100);
+      };
+      send();
       if (msg.reply) msg.respond(pack({ done: true }));
     }
   },

@@ -99,6 +99,8 @@ export class ProcessNode implements RefClient, RefBinder {
   completed = 0;
   /** Name of the task started last, while any runs. */
   currentTask: string | null = null;
+  /** Called when a SIGINT stopped a guarded synchronous task. */
+  onInterrupted: (() => void) | null = null;
   /** Called before a task that may block this thread for long starts (heartbeats show it). */
   onLongTask: ((key: string) => void) | null = null;
 
@@ -507,7 +509,10 @@ export class ProcessNode implements RefClient, RefBinder {
     try {
       return guardScript.runInThisContext({ breakOnSigint: true });
     } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') throw new InterruptException(this.pid);
+      if ((e as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') {
+        this.onInterrupted?.();
+        throw new InterruptException(this.pid);
+      }
       throw e;
     } finally {
       g.__colonyRunGuarded = undefined;

@@ -82,7 +82,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   }
 
   let exiting = false;
-  const stats = new SharedArrayBuffer(8);
+  // [running, completed, interrupts seen]: read by the heartbeat thread while this one may be busy.
+  const stats = new SharedArrayBuffer(12);
   const counters = new Int32Array(stats);
   const hb = new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), {
     workerData: { url: opts.url, user: opts.user, password: opts.password, name, pid, hbMs: reg.hbMs, graceMs: reg.graceMs, stats },
@@ -129,7 +130,11 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   }, Math.max(50, reg.hbMs / 2));
   tick.unref();
 
-  process.on('SIGINT', () => node.interruptRunning());
+  node.onInterrupted = () => Atomics.add(counters, 2, 1);
+  process.on('SIGINT', () => {
+    Atomics.add(counters, 2, 1);
+    node.interruptRunning();
+  });
   process.on('SIGTERM', () => void exit(0, ''));
   // A vanished driver closes our stdout pipe; keep running through the grace period.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
