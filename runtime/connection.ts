@@ -21,9 +21,23 @@ export class NatsUnreachableError extends ColonyError {
   }
 }
 
+/**
+ * TLS for a deployed cluster (see deploy/): `COLONY_NATS_CA` (a CA file to trust), and
+ * `COLONY_NATS_CERT` / `COLONY_NATS_KEY` for a client certificate. Set in the environment, they
+ * reach every process, workers included. A `tls://` URL turns TLS on with the system CAs.
+ */
+export function tlsOptions(env: NodeJS.ProcessEnv = process.env): { caFile?: string; certFile?: string; keyFile?: string } | undefined {
+  const tls: { caFile?: string; certFile?: string; keyFile?: string } = {};
+  if (env.COLONY_NATS_CA) tls.caFile = env.COLONY_NATS_CA;
+  if (env.COLONY_NATS_CERT) tls.certFile = env.COLONY_NATS_CERT;
+  if (env.COLONY_NATS_KEY) tls.keyFile = env.COLONY_NATS_KEY;
+  return Object.keys(tls).length ? tls : undefined;
+}
+
 export async function connectNats(ep: NatsEndpoint, name: string, opts: { timeoutMs?: number } = {}): Promise<NatsConnection> {
   try {
     return await connect({
+      tls: tlsOptions(),
       servers: ep.url.split(',').map((s) => s.trim()),
       user: ep.user,
       pass: ep.password,

@@ -11,7 +11,12 @@ const packr = new Packr({ moreTypes: true, useRecords: true, mapsAsObjects: fals
 const pack = (v) => packr.pack(v);
 const unpack = (b) => packr.unpack(b);
 const counters = new Int32Array(stats);
-const nc = await connect({ servers: url.split(','), user, pass: password, name: `colony-hb-${name}-${pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+// TLS as in runtime/connection.ts (tlsOptions): the thread shares the process environment.
+const env = process.env;
+const tls = env.COLONY_NATS_CA || env.COLONY_NATS_CERT
+  ? { ...(env.COLONY_NATS_CA ? { caFile: env.COLONY_NATS_CA } : {}), ...(env.COLONY_NATS_CERT ? { certFile: env.COLONY_NATS_CERT, keyFile: env.COLONY_NATS_KEY } : {}) }
+  : undefined;
+const nc = await connect({ tls, servers: url.split(','), user, pass: password, name: `colony-hb-${name}-${pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
 let lastDriver = Date.now();
 let gone = false;
 let status = { task: null, refs: {} };
