@@ -8,7 +8,7 @@
 import { headers } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, OrderedConsumerOptions } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { ActorKind, Envelope } from '../actors/index.ts';
@@ -188,10 +188,7 @@ export class Journal {
       : opts.since
         ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() }
         : { deliver_policy: DeliverPolicy.All };
-    const consumer = await this.js.consumers.get(this.subjects.eventsStream, {
-      filter_subjects: this.subjects.evtFilter(filter),
-      ...deliver,
-    });
+    const consumer = await this.orderedConsumer({ filter_subjects: this.subjects.evtFilter(filter), ...deliver });
     try {
       const info = await consumer.info(true);
       let pending = info.num_pending;
@@ -211,6 +208,21 @@ export class Journal {
       }
     } finally {
       await consumer.delete().catch(() => undefined);
+    }
+  }
+
+  /**
+   * nats-server < 2.12 may place an ephemeral consumer of a replicated stream on a peer that is
+   * down (nats-server#7165), and the create times out: retry. Each try gets its own copy of the
+   * options, since nats.js writes name_prefix into them and a retry under that name fails again.
+   */
+  private async orderedConsumer(opts: Partial<OrderedConsumerOptions>) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.js.consumers.get(this.subjects.eventsStream, { ...opts });
+      } catch (e) {
+        if (attempt >= 4 || (e as Error)?.name !== 'TimeoutError') throw e;
+      }
     }
   }
 
