@@ -136,7 +136,57 @@ export abstract class AdapterManager implements ClusterManager {
   /** Called once every unit of a launch has ended. */
   protected onLaunchEnded(_launch: Launch): void {}
   /** Called when the manager has nothing live: stop polling. */
-  protected onIdle(): void {}
+  protected onIdle(): void {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  // ------------------------------------------------------------------ polling
+
+  private pollTimer: NodeJS.Timeout | null = null;
+  private polling = false;
+
+  /**
+   * Asks the scheduler about the live units (managers that poll override it; it must catch its
+   * own errors). Never runs twice at once.
+   */
+  protected async pollUnits(_live: Unit[]): Promise<void> {}
+
+  /** Poll periods while a unit is queued or ending (`busy`), and otherwise (`idle`). */
+  protected pollPeriods(): { busy: number; idle: number } {
+    return { busy: 1000, idle: 10_000 };
+  }
+
+  /** Polls after `ms` (0: now, replacing a later poll already planned). */
+  protected schedulePoll(ms: number): void {
+    if (this.pollTimer) {
+      if (ms > 0) return;
+      clearTimeout(this.pollTimer);
+    }
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      void this.poll();
+    }, ms);
+    // Bookkeeping only: a pending launch keeps the process alive through its NATS connection.
+    this.pollTimer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    const live = [...this.units.values()].filter((u) => u.state !== 'ended');
+    if (!live.length) return;
+    this.polling = true;
+    try {
+      await this.pollUnits(live);
+    } finally {
+      this.polling = false;
+    }
+    const stillLive = [...this.units.values()].filter((u) => u.state !== 'ended');
+    if (!stillLive.length) return;
+    const busy = stillLive.some((u) => u.state === 'queued' || u.finalizing || u.cancelled);
+    const periods = this.pollPeriods();
+    this.schedulePoll(busy ? periods.busy : periods.idle);
+  }
   /** Called when a unit's worker was finalized and its job should end soon (poll faster). */
   protected onRetire(_unit: Unit): void {}
 

@@ -64,8 +64,6 @@ export class EC2Manager extends AdapterManager {
   readonly name = 'ec2';
   private clientP: Promise<EC2Client> | null = null;
   private sdk: typeof import('@aws-sdk/client-ec2') | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
-  private polling = false;
 
   constructor(readonly options: EC2ManagerOptions) {
     super('ec2', options);
@@ -166,29 +164,12 @@ export class EC2Manager extends AdapterManager {
     void this.cancelUnits([unit]);
   }
 
-  protected onIdle(): void {
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    this.pollTimer = null;
-  }
-
-  private schedulePoll(ms: number): void {
-    if (this.pollTimer) {
-      if (ms > 0) return;
-      clearTimeout(this.pollTimer);
-    }
-    this.pollTimer = setTimeout(() => {
-      this.pollTimer = null;
-      void this.poll();
-    }, ms);
-    this.pollTimer.unref();
+  protected pollPeriods(): { busy: number; idle: number } {
+    return { busy: this.options.pollMs ?? 1000, idle: this.options.idlePollMs ?? 10_000 };
   }
 
   /** Counts the instances by asking EC2 (DescribeInstances), as the JobManager seed does. */
-  private async poll(): Promise<void> {
-    if (this.polling) return;
-    const live = [...this.units.values()].filter((u) => u.state !== 'ended');
-    if (!live.length) return;
-    this.polling = true;
+  protected async pollUnits(live: Unit[]): Promise<void> {
     try {
       const ec2 = await this.client();
       const { DescribeInstancesCommand } = this.sdk!;
@@ -208,13 +189,7 @@ export class EC2Manager extends AdapterManager {
       }
     } catch (e) {
       console.error(`colony: ec2: DescribeInstances failed: ${(e as Error).message}`);
-    } finally {
-      this.polling = false;
     }
-    const stillLive = [...this.units.values()].filter((u) => u.state !== 'ended');
-    if (!stillLive.length) return;
-    const busy = stillLive.some((u) => u.state === 'queued' || u.finalizing || u.cancelled);
-    this.schedulePoll(busy ? (this.options.pollMs ?? 1000) : (this.options.idlePollMs ?? 10_000));
   }
 
   /** An SDK error as a LaunchError: its code (`InvalidAMIID.Malformed`) and message as stderr. */

@@ -204,8 +204,6 @@ export abstract class ShellScheduler extends AdapterManager {
   protected extraSubmitFlags: string[] = [];
 
   protected readonly opts: ShellSchedulerOptions;
-  private pollTimer: NodeJS.Timeout | null = null;
-  private polling = false;
   private pollFailures = 0;
 
   constructor(name: string, opts: ShellSchedulerOptions = {}) {
@@ -353,35 +351,17 @@ export abstract class ShellScheduler extends AdapterManager {
     }
   }
 
-  protected onIdle(): void {
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    this.pollTimer = null;
-  }
-
   protected onRetire(_unit: Unit): void {
     this.schedulePoll(this.opts.pollMs ?? DEFAULTS.pollMs);
   }
 
   // --- polling
 
-  private schedulePoll(ms: number): void {
-    if (this.pollTimer) {
-      if (ms > 0) return;
-      clearTimeout(this.pollTimer);
-    }
-    this.pollTimer = setTimeout(() => {
-      this.pollTimer = null;
-      void this.poll();
-    }, ms);
-    // Bookkeeping only: a pending launch keeps the process alive through its NATS connection.
-    this.pollTimer.unref();
+  protected pollPeriods(): { busy: number; idle: number } {
+    return { busy: this.opts.pollMs ?? DEFAULTS.pollMs, idle: this.opts.idlePollMs ?? DEFAULTS.idlePollMs };
   }
 
-  private async poll(): Promise<void> {
-    if (this.polling) return;
-    const live = [...this.units.values()].filter((u) => u.state !== 'ended');
-    if (!live.length) return;
-    this.polling = true;
+  protected async pollUnits(live: Unit[]): Promise<void> {
     try {
       const jobIds = [...new Set(live.map((u) => u.jobId))];
       let statuses: Map<string, UnitStatus>;
@@ -396,13 +376,7 @@ export abstract class ShellScheduler extends AdapterManager {
       for (const unit of live) await this.apply(unit, statuses.get(unit.id) ?? null);
     } catch (e) {
       if (this.pollFailures++ % 20 === 0) console.error(`colony: ${this.name}: status poll failed: ${(e as Error).message}`);
-    } finally {
-      this.polling = false;
     }
-    const stillLive = [...this.units.values()].filter((u) => u.state !== 'ended');
-    if (!stillLive.length) return;
-    const busy = stillLive.some((u) => u.state === 'queued' || u.finalizing || u.cancelled);
-    this.schedulePoll(busy ? (this.opts.pollMs ?? DEFAULTS.pollMs) : (this.opts.idlePollMs ?? DEFAULTS.idlePollMs));
   }
 
   private async apply(unit: Unit, status: UnitStatus | null): Promise<void> {
