@@ -469,7 +469,7 @@ export class Cluster {
   /** An empty ref owned by `pid`, to `put` a value into (`RemoteRef(pid)`). */
   remoteRef<T = unknown>(pid: number = 1): RemoteRef<T> {
     this.checkPid(pid);
-    return this.node.refHandle(this.node.newRefId(pid)) as RemoteRef<T>;
+    return this.node.refHandle(this.node.newRefId(pid, true)) as RemoteRef<T>;
   }
 
   /** A handle to an existing ref, from its id. */

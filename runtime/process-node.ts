@@ -16,6 +16,7 @@ import type { RefBinder } from './codec.ts';
 import { InterruptException, InvalidArgumentError, ProcessExitedError, RemoteException, TaskNotFoundError, fromErrorData, toErrorData } from './errors.ts';
 import { RemoteRef } from './remote-ref.ts';
 import type { RefClient } from './remote-ref.ts';
+import { isEmptyRefId } from './remote-ref.ts';
 import { Requester } from './requester.ts';
 import { subjects } from './subjects.ts';
 import type { Subjects } from './subjects.ts';
@@ -176,8 +177,8 @@ export class ProcessNode implements RefClient, RefBinder {
   // ---------------------------------------------------------------- refs: handles
 
   /** A fresh ref id owned by `owner`. */
-  newRefId(owner: number): string {
-    return `${owner}-${this.nonce}-${++this.counter}`;
+  newRefId(owner: number, empty = false): string {
+    return `${owner}-${this.nonce}-${empty ? 'e' : ''}${++this.counter}`;
   }
 
   /** The canonical handle for `id` in this process. Handles this process created are freed when dropped. */
@@ -310,7 +311,10 @@ export class ProcessNode implements RefClient, RefBinder {
     if (slot) return slot;
     if (this.freed.has(id)) throw new InvalidArgumentError('ref', `RemoteRef ${id} was freed`);
     if (!create) throw new InvalidArgumentError('ref', `RemoteRef ${id} is not known on worker ${this.pid}`);
-    if (call) {
+    // Only an id made by remoteRef(pid) (`...-e<n>`) names a ref that comes into being empty; any
+    // other unknown id is a call's result whose call has not arrived yet (it may come from
+    // another process, so it can overtake the call).
+    if (call || !isEmptyRefId(id)) {
       slot = { id, state: 'running', bytes: 0, actor: null, waiters: [] };
       this.slots.set(id, slot);
       return slot;

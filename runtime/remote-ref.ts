@@ -16,13 +16,18 @@ export interface RefClient {
   refFree(ref: RemoteRef): Promise<void>;
 }
 
-/** Parses the owner pid out of a ref id (`<owner>-<nonce>-<n>`). */
+/** Parses the owner pid out of a ref id (`<owner>-<nonce>-<n>`, or `-e<n>` for remoteRef(pid)). */
 export function ownerOf(id: string): number {
   const pid = Number.parseInt(id, 10);
-  if (!Number.isInteger(pid) || pid < 1 || !/^\d+-[A-Za-z0-9]+-\d+$/.test(id)) {
+  if (!Number.isInteger(pid) || pid < 1 || !/^\d+-[A-Za-z0-9]+-e?\d+$/.test(id)) {
     throw new InvalidArgumentError('id', `'${id}' is not a RemoteRef id (expected <owner>-<nonce>-<n>)`);
   }
   return pid;
+}
+
+/** Whether the id was made by `remoteRef(pid)`: an empty ref waiting for `put`. */
+export function isEmptyRefId(id: string): boolean {
+  return /-e\d+$/.test(id);
 }
 
 export class RemoteRef<T = unknown> {
