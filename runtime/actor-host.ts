@@ -6,7 +6,7 @@
  * `expect.lastSubjectSequence` name the previous event exactly). Different actors pipeline.
  */
 import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
-import { ENVELOPE_VERSION, eventOf, fold, foldStep, initialSnapshot, machineFor, persistable, restoreSnapshot } from '../actors/index.ts';
+import { ENVELOPE_VERSION, fold, foldStep, initialSnapshot, machineFor, persistable, restoreSnapshot } from '../actors/index.ts';
 import type { ActorEvent, ActorKind, Envelope } from '../actors/index.ts';
 import { DeterminismViolationError, JournalConflictError } from './errors.ts';
 import type { Journal } from './journal.ts';
@@ -162,4 +162,3 @@ export class ActorHost {
   }
 }
 
-export { eventOf };

@@ -13,7 +13,7 @@ import type { BlobMarker } from './blob.ts';
 import { decode, encode } from './codec.ts';
 import { decodeFrame, encodeParts, frameOf, unescapeInline } from './frame.ts';
 import type { RefBinder } from './codec.ts';
-import { InterruptException, InvalidArgumentError, ProcessExitedError, RemoteException, TaskNotFoundError, fromErrorData, toErrorData } from './errors.ts';
+import { InterruptException, InvalidArgumentError, ProcessExitedError, TaskNotFoundError, fromErrorData, toErrorData } from './errors.ts';
 import { RemoteRef } from './remote-ref.ts';
 import type { RefClient } from './remote-ref.ts';
 import { isEmptyRefId } from './remote-ref.ts';
@@ -535,4 +535,3 @@ export class ProcessNode implements RefClient, RefBinder {
   }
 }
 
-export { RemoteException };

@@ -59,10 +59,6 @@ export class Requester {
     for (const id of [...set]) this.settle(id, undefined, err);
   }
 
-  /** How many requests are waiting on `pid`. */
-  pendingOn(pid: number): number {
-    return this.byPid.get(pid)?.size ?? 0;
-  }
 
   close(err: Error = new Error('connection closed')): void {
     for (const id of [...this.pending.keys()]) this.settle(id, undefined, err);

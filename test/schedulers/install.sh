@@ -5,14 +5,6 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
-HOST="$(hostname)"
-if [ "$(id -u)" -eq 0 ]; then
-  # Grid Engine asks three questions at install; answer them for a one-host cell named default.
-  debconf-set-selections <<DEB
-gridengine-common shared/gridengineconfig boolean true
-gridengine-common shared/gridenginecell string default
-gridengine-common shared/gridenginemaster string $HOST
-DEB
-fi
+preseed_gridengine
 ensure_packages openssh-server openssh-client gridengine-master gridengine-exec gridengine-client \
   slurmctld slurmd slurm-client munge

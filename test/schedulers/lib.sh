@@ -72,3 +72,13 @@ stop_pidfile() {
   fi
   rm -f "$file"
 }
+
+# Grid Engine asks three questions at install; answer them for a one-host cell named default.
+preseed_gridengine() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  debconf-set-selections <<DEB
+gridengine-common shared/gridengineconfig boolean true
+gridengine-common shared/gridenginecell string default
+gridengine-common shared/gridenginemaster string $(hostname)
+DEB
+}

@@ -29,13 +29,7 @@ SLOTS="${COLONY_SGE_SLOTS:-8}"
 [ "$SLOTS" -lt 2 ] && SLOTS=2
 
 if ! [ -x /usr/sbin/sge_qmaster ] || ! command -v qsub >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then
-    debconf-set-selections <<DEB
-gridengine-common shared/gridengineconfig boolean true
-gridengine-common shared/gridenginecell string default
-gridengine-common shared/gridenginemaster string $HOST
-DEB
-  fi
+  preseed_gridengine
   ensure_packages gridengine-master gridengine-exec gridengine-client
 fi
 
