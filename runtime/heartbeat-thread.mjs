@@ -31,10 +31,12 @@ nc.subscribe(`colony.${name}.ctl.${pid}`, {
       // handler, rejects the async ones.
       // A SIGINT that lands while a vm watchdog is being torn down can be dropped: send it again
       // until the main thread counts it, a few times at most.
+      // Never once a task has ended since: the signal would hit the next task instead.
       const seen = Atomics.load(counters, 2);
+      const done = Atomics.load(counters, 1);
       let tries = 0;
       const send = () => {
-        if (Atomics.load(counters, 2) !== seen || tries++ >= 5) return;
+        if (Atomics.load(counters, 2) !== seen || Atomics.load(counters, 1) !== done || tries++ >= 5) return;
         process.kill(process.pid, 'SIGINT');
         setTimeout(send, 100);
       };

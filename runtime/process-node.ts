@@ -100,6 +100,8 @@ export class ProcessNode implements RefClient, RefBinder {
   completed = 0;
   /** Name of the task started last, while any runs. */
   currentTask: string | null = null;
+  /** Called as each task ends (the heartbeat thread counts them). */
+  onTaskEnd: (() => void) | null = null;
   /** Called when a SIGINT stopped a guarded synchronous task. */
   onInterrupted: (() => void) | null = null;
   /** Called before a task that may block this thread for long starts (heartbeats show it). */
@@ -501,6 +503,7 @@ export class ProcessNode implements RefClient, RefBinder {
       if (interrupt) this.interrupters.delete(interrupt);
       this.running--;
       this.completed++;
+      this.onTaskEnd?.();
       if (this.running === 0) this.currentTask = null;
     }
   }

@@ -122,7 +122,6 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   };
   const tick = setInterval(() => {
     Atomics.store(counters, 0, node.running);
-    Atomics.store(counters, 1, node.completed);
     if (node.currentTask !== lastTask || node.running === 0) {
       lastTask = node.currentTask;
       hb.postMessage({ type: 'status', task: lastTask, refs: node.refCounts() });
@@ -131,6 +130,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   tick.unref();
 
   node.onInterrupted = () => Atomics.add(counters, 2, 1);
+  node.onTaskEnd = () => Atomics.add(counters, 1, 1);
   process.on('SIGINT', () => {
     Atomics.add(counters, 2, 1);
     node.interruptRunning();
