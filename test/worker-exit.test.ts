@@ -156,10 +156,13 @@ describe('worker exit', () => {
     try {
       process.kill(ospid, 'SIGSTOP');
       await waitFor(() => tc.cluster.workerInfo()[0]!.state === 'lost', { message: 'worker 2 lost' });
+      // Lost means silent for a second, so any heartbeat stamped from now on is a new one. The
+      // revived worker is told to exit on its first heartbeat, and that one may be handled in the
+      // same millisecond as SIGCONT: compare with >=, and take the time before the signal.
+      const since = Date.now();
       process.kill(ospid, 'SIGCONT');
       // It is back and heartbeating, but no longer one of the cluster's workers.
-      const since = Date.now();
-      await waitFor(() => tc.cluster.workerInfo()[0]!.lastHeartbeat > since, { message: 'a heartbeat of the revived worker' });
+      await waitFor(() => tc.cluster.workerInfo()[0]!.lastHeartbeat >= since, { message: 'a heartbeat of the revived worker' });
       expect(tc.cluster.workers()).toEqual([1]);
       await tc.close();
       // Not after the grace period (10 s here): close() itself must leave no worker behind.
