@@ -3,6 +3,8 @@
  *
  * idle -> running -> finished | failed
  *
+ * A map over the cluster's whole pool (no `workers` option) takes in workers that join while it
+ * runs: each is a `map.worker.joined` event.
  * Progress is persisted in batches (`map.progressed` at most every few hundred ms), not per
  * item, so a map of a million tiny items stays a handful of events. Retried items are recorded
  * one event per re-sent batch.
@@ -38,15 +40,18 @@ export type MapStarted = ActorEvent<'map.started', { task: string; items: number
 export type MapProgressed = ActorEvent<'map.progressed', { done: number }>;
 /** `items` are indexes into the mapped collection; one event per re-sent batch. */
 export type MapItemRetried = ActorEvent<'map.item.retried', { items: number[]; lostPid: number; newPid: number; attempt: number }>;
+/** A worker that became ready while the map ran, and now takes items too. */
+export type MapWorkerJoined = ActorEvent<'map.worker.joined', { pid: number }>;
 export type MapFinished = ActorEvent<'map.finished', { done: number }>;
 export type MapFailed = ActorEvent<'map.failed', { error: ErrorData; done: number }>;
-export type MapEvent = MapStarted | MapProgressed | MapItemRetried | MapFinished | MapFailed;
+export type MapEvent = MapStarted | MapProgressed | MapItemRetried | MapWorkerJoined | MapFinished | MapFailed;
 
 /** Event creators, one per persisted type. */
 export const mapEvents = {
   started: (at: number, data: MapStarted['data']) => actorEvent('map.started', at, data) as MapStarted,
   progressed: (at: number, done: number) => actorEvent('map.progressed', at, { done }) as MapProgressed,
   itemRetried: (at: number, data: MapItemRetried['data']) => actorEvent('map.item.retried', at, data) as MapItemRetried,
+  workerJoined: (at: number, pid: number) => actorEvent('map.worker.joined', at, { pid }) as MapWorkerJoined,
   finished: (at: number, done: number) => actorEvent('map.finished', at, { done }) as MapFinished,
   failed: (at: number, error: ErrorData, done: number) => actorEvent('map.failed', at, { error, done }) as MapFailed,
 };
@@ -69,6 +74,10 @@ export const mapMachine = setup({
       const lost = context.lost.includes(event.data.lostPid) ? context.lost : [...context.lost, event.data.lostPid];
       return { retried: context.retried + event.data.items.length, lost };
     }),
+    join: assign(({ context, event }) => {
+      if (event.type !== 'map.worker.joined' || context.workers.includes(event.data.pid)) return {};
+      return { workers: [...context.workers, event.data.pid] };
+    }),
     end: assign(({ event }) => ({
       endedAt: event.at,
       error: event.type === 'map.failed' ? event.data.error : null,
@@ -89,6 +98,7 @@ export const mapMachine = setup({
       on: {
         'map.progressed': { actions: 'progress' },
         'map.item.retried': { actions: 'retry' },
+        'map.worker.joined': { actions: 'join' },
         'map.finished': { target: 'finished', actions: ['progress', 'end'] },
         'map.failed': { target: 'failed', actions: ['progress', 'end'] },
       },

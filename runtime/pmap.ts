@@ -58,7 +58,13 @@ export interface PmapOptions<T = unknown, E = unknown> {
    * @default no limit
    */
   timeoutMs?: number;
-  /** The pids to run on, like Julia's `WorkerPool`. @default cluster.workers() */
+  /**
+   * The pids to run on, like Julia's `WorkerPool`. Without it the map runs on the whole pool,
+   * `cluster.workers()`, and takes in workers that join while it runs (an elastic pool growing
+   * under a batch scheduler): each starts taking items as soon as it is ready, recorded as a
+   * `map.worker.joined` event. A given list is kept as it is.
+   * @default cluster.workers(), growing
+   */
   workers?: number[];
   /** Called as items finish, with the count so far and the total. */
   onProgress?: (done: number, total: number) => void;
@@ -258,6 +264,8 @@ interface Parsed<T, R> {
   signal?: AbortSignal;
   timeoutMs?: number;
   workers: number[];
+  /** No `workers` option: workers that join the cluster during the map take items too. */
+  elastic: boolean;
   onProgress?: (done: number, total: number) => void;
   hasShared: boolean;
   shared: unknown;
@@ -283,7 +291,7 @@ function parseOptions<T, R>(cluster: Cluster, opts: PmapOptions<T, R>): Parsed<T
   const id = opts.id ?? randomBytes(6).toString('hex');
   if (typeof id !== 'string' || !TOKEN.test(id)) throw new InvalidArgumentError('id', `must match ${TOKEN}, got ${String(id)}`);
   return {
-    batchSize: b, retries, onError: opts.onError, signal: opts.signal, timeoutMs: opts.timeoutMs, workers,
+    batchSize: b, retries, onError: opts.onError, signal: opts.signal, timeoutMs: opts.timeoutMs, workers, elastic: opts.workers === undefined,
     onProgress: opts.onProgress, hasShared: 'shared' in opts, shared: opts.shared, id,
   };
 }
@@ -321,6 +329,8 @@ class MapRun<T, R> {
   private readonly n: number;
   private readonly results: R[];
   private readonly feeders: Feeder[];
+  /** The pids that have (or are getting) a feeder. */
+  private readonly known: Set<number>;
   private readonly retryQueue: RetryBatch[] = [];
   private retryItems = 0;
   private next = 0;
@@ -346,6 +356,7 @@ class MapRun<T, R> {
     this.n = items.length;
     this.results = new Array<R>(this.n);
     this.feeders = o.workers.map((pid) => ({ pid, alive: true, inflight: 0, shared: null }));
+    this.known = new Set(o.workers);
     this.byteCap = Math.max(1, Math.floor(AUTO_MAX_BATCH_BYTES / sampleBytes(items)));
   }
 
@@ -359,6 +370,7 @@ class MapRun<T, R> {
     this.actor = this.cluster.node.host.create('map', o.id);
     this.record(mapEvents.started(Date.now(), { task: this.f.key, items: this.n, workers: o.workers, batchSize: o.batchSize, retries: o.retries }));
     o.signal?.addEventListener('abort', this.onAbort, { once: true });
+    const unwatch = o.elastic ? this.watchJoins() : () => undefined;
     try {
       try {
         if (o.hasShared) await this.putShared();
@@ -370,6 +382,7 @@ class MapRun<T, R> {
       }
       return await result;
     } finally {
+      unwatch();
       o.signal?.removeEventListener('abort', this.onAbort);
       for (const fd of this.feeders) if (fd.shared) void fd.shared.free().catch(() => undefined);
     }
@@ -389,6 +402,44 @@ class MapRun<T, R> {
       }
     }));
     if (!this.feeders.some((fd) => fd.alive)) throw this.allLost();
+  }
+
+  /**
+   * Takes in the workers that become ready from now on, and those that did since the options
+   * were read. Returns the function that stops it.
+   */
+  private watchJoins(): () => void {
+    const unwatch = this.cluster.registry.watchReady((pid) => this.join(pid));
+    for (const pid of this.cluster.workers()) this.join(pid);
+    return unwatch;
+  }
+
+  /** A worker that joined the cluster while this map runs: it gets the shared value, then items. */
+  private join(pid: number): void {
+    if (this.settled || pid === this.cluster.node.pid || this.known.has(pid)) return;
+    this.known.add(pid);
+    void this.addFeeder(pid).catch((e) => this.fail(e));
+  }
+
+  private async addFeeder(pid: number): Promise<void> {
+    const fd: Feeder = { pid, alive: true, inflight: 0, shared: null };
+    if (this.o.hasShared) {
+      const ref = this.cluster.remoteRef(pid);
+      try {
+        await ref.put(this.o.shared);
+      } catch (e) {
+        if ((e as Error).name === 'ProcessExitedError') return;
+        throw e;
+      }
+      fd.shared = ref;
+      if (this.settled) {
+        void ref.free().catch(() => undefined);
+        return;
+      }
+    }
+    this.feeders.push(fd);
+    this.record(mapEvents.workerJoined(Date.now(), pid));
+    this.pump(fd);
   }
 
   // ---------------------------------------------------------------- scheduling

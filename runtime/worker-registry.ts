@@ -72,8 +72,7 @@ export class WorkerRegistry {
   readonly modules: string[] = [];
   /** Called when a worker is lost or exits, after its actor is updated. */
   onEnded: (pid: number, lost: boolean) => void = () => undefined;
-  /** Called when a worker is ready (any manager, hand-started ones too). */
-  onReady: (pid: number) => void = () => undefined;
+  private readonly readyListeners = new Set<(pid: number) => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -250,7 +249,16 @@ export class WorkerRegistry {
       if (--exp.remaining <= 0) this.expected.delete(e.config.launchToken);
       exp.onReady(e.pid);
     }
-    this.onReady(e.pid);
+    for (const fn of this.readyListeners) fn(e.pid);
+  }
+
+  /**
+   * Calls `fn` with the pid of every worker that becomes ready from now on (any manager,
+   * hand-started ones too). Returns the function that stops the calls.
+   */
+  watchReady(fn: (pid: number) => void): () => void {
+    this.readyListeners.add(fn);
+    return () => this.readyListeners.delete(fn);
   }
 
   private onHeartbeat(msg: Msg): void {

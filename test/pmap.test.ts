@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold, foldStep, initialSnapshot, mapEvents, mapMachine, persistable, restoreSnapshot } from '../actors/index.ts';
 import type { Envelope } from '../actors/index.ts';
 import { Cluster, progressBar } from '../runtime/index.ts';
-import { busy, failOdd, lasting, lookup, marked, markedAsync, PMAP_TASKS_URL, square, tagged } from './fixtures/pmap-tasks.ts';
+import { busy, failOdd, lasting, lookup, marked, markedAsync, PMAP_TASKS_URL, slowIdent, square, tagged } from './fixtures/pmap-tasks.ts';
 import { uniqueName } from './helpers/nats.ts';
 import { processAlive, waitFor } from './helpers/wait.ts';
 
@@ -56,6 +56,13 @@ describe('map actor', () => {
     expect(timeline.map((s) => s.to)).toEqual(['running', 'running', 'running', 'running', 'finished']);
     expect(snapshot.status).toBe('done');
     expect(snapshot.context).toMatchObject({ total: 10, workers: [2, 3], done: 10, retried: 2, lost: [2], startedAt: t, endedAt: t + 4, error: null });
+  });
+
+  it('map actor - a worker that joins mid-map is added to its workers, once', () => {
+    const events = [started, mapEvents.workerJoined(t + 1, 4), mapEvents.workerJoined(t + 2, 4), mapEvents.finished(t + 3, 10)];
+    const { snapshot, mismatch } = fold(mapMachine, envelopes(events));
+    expect(mismatch).toBeNull();
+    expect(snapshot.context.workers).toEqual([2, 3, 4]);
   });
 
   it('map actor - a failed map keeps its error; nothing follows a final state', () => {
@@ -307,5 +314,47 @@ describe('pmap with a worker that dies', () => {
       await rm(dir, { recursive: true, force: true });
     }
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('pmap on a growing pool', () => {
+  let cluster: Cluster;
+  let close: () => Promise<void>;
+
+  beforeAll(async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'colony-pmap-grow-'));
+    cluster = await Cluster.start({ workers: 1, stateDir, workerOutput: 'ignore', graceMs: 10_000 });
+    await cluster.everywhere(PMAP_TASKS_URL);
+    close = async () => {
+      await cluster.close();
+      await rm(stateDir, { recursive: true, force: true });
+    };
+  });
+  afterAll(async () => close?.());
+
+  it('pmap - a worker added mid-map gets the shared data and takes items; a map given workers keeps to them', async () => {
+    const dir = await markerDir();
+    try {
+      const items = Array.from({ length: 80 }, (_, i) => i);
+      const id = uniqueName('m');
+      const run = cluster.pmap(slowIdent, items, { shared: { dir, ms: 40 }, id });
+      const fixedId = uniqueName('m');
+      const fixed = cluster.pmap(slowIdent, items.slice(0, 30), { shared: { dir, ms: 40 }, workers: [2], id: fixedId });
+      await waitFor(() => existsSync(join(dir, 'started-2')), { message: 'the map started on worker 2' });
+      const [added] = await cluster.addprocs(1);
+      expect(added).toBe(3);
+      expect(await run).toEqual(items);
+      expect(await fixed).toEqual(items.slice(0, 30));
+      // The new worker ran items of the map, with the shared value put there for it.
+      expect(existsSync(join(dir, 'started-3'))).toBe(true);
+      const events = await cluster.events.history(`map.${id}`);
+      expect(events.filter((e) => e.type === 'map.worker.joined').map((e) => e.data)).toEqual([{ pid: 3 }]);
+      expect(events.at(-1)).toMatchObject({ type: 'map.finished', data: { done: 80 } });
+      const fixedEvents = await cluster.events.history(`map.${fixedId}`);
+      expect(fixedEvents.map((e) => e.type)).not.toContain('map.worker.joined');
+      expect(fixedEvents.at(-1)).toMatchObject({ type: 'map.finished', data: { done: 30 } });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
