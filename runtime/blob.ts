@@ -2,12 +2,19 @@
  * Payloads above the server's max_payload: a small `{ $blob }` marker travels in the message and
  * the receiver takes the bytes.
  *
- * - Same host: the holder writes the frame to a file in /dev/shm once; the receiver reads it and
- *   removes it (Ray's object store does the same for same-node objects).
+ * - Same host: the holder writes the frame to a file in /dev/shm once; the receiver maps that file
+ *   (no copy), removes its name at once, and so owns the pages: nobody else can open them, and
+ *   they are unmapped when the received value is garbage (Ray's object store hands out same-node
+ *   objects the same way). Without the native mapper, or with /dev/shm more than half full, the
+ *   receiver reads the file instead.
  * - Another host: the receiver pulls chunks from the holder's `colony.<c>.ref.<pid>` subject, a
  *   window at a time, so neither side floods the server (core NATS has no flow control).
+ *
+ * The file is `[u64 frame size][frame]`: shm-typed-array's layout, which maps the bytes after the
+ * size, so the frame starts 8-byte aligned.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, unlinkSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statfsSync, unlinkSync, writevSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Msg } from '@nats-io/transport-node';
 import { encode } from './codec.ts';
@@ -30,6 +37,8 @@ export const BLOB_TTL_MS = 10 * 60_000;
 /** Chunk requests in flight at once. */
 export const BLOB_WINDOW = 6;
 const SHM_DIR = '/dev/shm';
+/** The size header before the frame in a shm file. */
+const SHM_HEADER = 8;
 
 /** This machine: host name plus boot id, so two containers of one host can still tell. */
 export const HOST_KEY = (() => {
@@ -41,13 +50,52 @@ export const HOST_KEY = (() => {
   }
   return `${hostname()}/${boot}`;
 })();
-const shmUsable = (() => {
+const shmDirExists = (() => {
   try {
-    return existsSync(SHM_DIR) && process.env.COLONY_NO_SHM !== '1';
+    return existsSync(SHM_DIR);
   } catch {
     return false;
   }
 })();
+/** Read per blob, so a test can turn it off in a running process. */
+const shmUsable = () => shmDirExists && process.env.COLONY_NO_SHM !== '1';
+
+/** The part of shm-typed-array used here: maps a POSIX shm object as `[size][bytes]`. */
+interface ShmMapper {
+  getPosix(name: string, typeKey: 'Uint8Array'): Uint8Array | null;
+  detachPosix(name: string, forceDestroy?: boolean): number;
+}
+let mapper: ShmMapper | null | undefined;
+function shmMapper(): ShmMapper | null {
+  if (mapper === undefined) {
+    try {
+      mapper = createRequire(import.meta.url)('shm-typed-array') as ShmMapper;
+    } catch {
+      mapper = null; // not built here: receivers read the file instead
+    }
+  }
+  return mapper;
+}
+// A typed (not Buffer) view from shm-typed-array frees nothing by itself; its mapping goes once
+// nothing references the ArrayBuffer. Unmapping by name also clears the package's own record,
+// which it would otherwise unmap a second time at exit.
+const unmapper = new FinalizationRegistry<string>((name) => {
+  try {
+    shmMapper()?.detachPosix(name, false);
+  } catch {
+    /* unmapped already */
+  }
+});
+
+/** Whether a received blob may stay in /dev/shm: only while it is less than half full. */
+function roomToMap(): boolean {
+  try {
+    const s = statfsSync(SHM_DIR);
+    return s.bavail * 2 >= s.blocks;
+  } catch {
+    return false;
+  }
+}
 
 interface Held {
   bytes: Uint8Array | null;
@@ -73,23 +121,8 @@ export class BlobStore {
     const id = `${this.nonce}b${this.next++}`;
     const timer = setTimeout(() => this.release(id), BLOB_TTL_MS);
     timer.unref();
-    let path: string | null = null;
-    let bytes: Uint8Array | null = null;
-    if (shmUsable) {
-      try {
-        path = `${SHM_DIR}/colony-${process.pid}-${id}`;
-        const fd = openSync(path, 'wx', 0o600);
-        try {
-          writevSync(fd, frame.pieces);
-        } finally {
-          closeSync(fd);
-        }
-        liveFiles.add(path);
-      } catch {
-        path = null;
-      }
-    }
-    if (!path) bytes = Buffer.concat(frame.pieces, frame.size);
+    const path = shmUsable() ? writeShm(`${SHM_DIR}/colony-${process.pid}-${id}`, frame) : null;
+    const bytes = path ? null : Buffer.concat(frame.pieces, frame.size);
     this.blobs.set(id, { bytes, path, chunk, size: frame.size, timer });
     const marker: BlobMarker = { holder: this.pid, id, size: frame.size, chunk };
     if (path) Object.assign(marker, { shm: path, host: HOST_KEY });
@@ -112,7 +145,7 @@ export class BlobStore {
     const out = Buffer.allocUnsafe(end - start);
     const fd = openSync(b.path!, 'r');
     try {
-      readSync(fd, out, 0, out.length, start);
+      readFully(fd, out, SHM_HEADER + start);
     } finally {
       closeSync(fd);
     }
@@ -137,18 +170,94 @@ export class BlobStore {
 }
 
 /**
+ * Writes `[size][frame]` to a new file with one system call; null (and no file) if it fails,
+ * e.g. when /dev/shm is full.
+ */
+function writeShm(path: string, frame: Frame): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch {
+    return null;
+  }
+  liveFiles.add(path);
+  let ok = false;
+  try {
+    const head = new Uint8Array(SHM_HEADER);
+    new DataView(head.buffer).setBigUint64(0, BigInt(frame.size), true);
+    ok = writevSync(fd, [head, ...frame.pieces]) === SHM_HEADER + frame.size;
+  } catch {
+    /* ENOSPC and the like: the caller keeps the bytes in memory instead */
+  } finally {
+    closeSync(fd);
+  }
+  if (ok) return path;
+  liveFiles.delete(path);
+  try { unlinkSync(path); } catch { /* gone */ }
+  return null;
+}
+
+/** Reads `out.length` bytes at `position`, however many reads that takes. */
+function readFully(fd: number, out: Uint8Array, position: number): void {
+  for (let done = 0; done < out.length; ) {
+    const n = readSync(fd, out, done, out.length - done, position + done);
+    if (n === 0) throw new Error(`short read: ${done} of ${out.length} bytes`);
+    done += n;
+  }
+}
+
+/**
+ * The frame of a same-host blob, mapped (no copy) or read; null if the file is not visible from
+ * here. A mapped file's name is removed at once: its pages are now the receiver's alone.
+ */
+function takeShm(path: string, size: number): Uint8Array | null {
+  const shm = roomToMap() ? shmMapper() : null;
+  if (shm) {
+    const name = path.slice(SHM_DIR.length);
+    let view: Uint8Array | null = null;
+    try {
+      view = shm.getPosix(name, 'Uint8Array');
+    } catch {
+      /* no mapping (too many maps, no permission): read it below */
+    }
+    if (view) {
+      try { unlinkSync(path); } catch { /* its holder released it: the mapping still holds the pages */ }
+      if (view.length === size) {
+        unmapper.register(view.buffer, name);
+        return view;
+      }
+      shm.detachPosix(name, false);
+      return null;
+    }
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    // allocUnsafeSlow: its own ArrayBuffer (so 8-byte aligned), not zero-filled (every byte is read over).
+    const out = Buffer.allocUnsafeSlow(size);
+    readFully(fd, out, SHM_HEADER);
+    return out;
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd); // its holder removes the file (freeing its pages takes time, better spent there)
+  }
+}
+
+/**
  * Takes a blob: from shared memory when it is on this host, else in chunks over NATS. Tells the
  * holder to release it either way. The result starts 8-byte aligned.
  */
 export async function takeBlob(req: Requester, refSubject: string, m: BlobMarker): Promise<Uint8Array> {
   try {
     if (m.shm && m.host === HOST_KEY) {
-      try {
-        const buf = readFileSync(m.shm);
-        if (buf.length === m.size) return buf;
-      } catch {
-        /* not visible from here: pull it instead */
-      }
+      const bytes = takeShm(m.shm, m.size);
+      if (bytes) return bytes;
+      // not visible from here (another mount namespace): pull it instead
     }
     return await pullChunks(req, refSubject, m);
   } finally {
