@@ -35,19 +35,49 @@ export function tlsOptions(env: NodeJS.ProcessEnv = process.env): { caFile?: str
 }
 
 export async function connectNats(ep: NatsEndpoint, name: string, opts: { timeoutMs?: number } = {}): Promise<NatsConnection> {
+  const base = {
+    tls: tlsOptions(),
+    servers: ep.url.split(',').map((s) => s.trim()),
+    user: ep.user,
+    pass: ep.password,
+    name,
+    timeout: opts.timeoutMs ?? 5000,
+  };
+  await refuseMissingClientCert(ep.url, base);
   try {
-    return await connect({
-      tls: tlsOptions(),
-      servers: ep.url.split(',').map((s) => s.trim()),
-      user: ep.user,
-      pass: ep.password,
-      name,
-      timeout: opts.timeoutMs ?? 5000,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      pingInterval: 10_000,
-    });
+    return await connect({ ...base, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 10_000 });
   } catch (e) {
-    throw new NatsUnreachableError(ep.url, e);
+    throw new NatsUnreachableError(ep.url, withTlsHint(e));
   }
+}
+
+/**
+ * A server that requires client certificates (`verify: true`) ends the TLS handshake of a client
+ * without one. With reconnects on, nats.js then keeps retrying (with several servers, forever)
+ * instead of failing; so a client with TLS but no certificate first tries once without
+ * reconnects, and a handshake refusal is a clear error. Any other failure is left to the real
+ * connect, which retries (a node may be down).
+ */
+async function refuseMissingClientCert(url: string, base: Parameters<typeof connect>[0] & { tls?: { certFile?: string } }): Promise<void> {
+  const tls = base.tls;
+  const wantsTls = !!tls || /(^|,)\s*tls:\/\//.test(url);
+  if (!wantsTls || tls?.certFile) return;
+  try {
+    const probe = await connect({ ...base, reconnect: false });
+    await probe.close();
+  } catch (e) {
+    if (/certificate|handshake|ECONNRESET/i.test((e as Error)?.message ?? '')) throw new NatsUnreachableError(url, withTlsHint(e, true));
+  }
+}
+
+/**
+ * A server that requires client certificates (`verify: true`) drops a client without one during
+ * the TLS handshake, which nats.js reports only as a timeout: say what is probably missing.
+ */
+function withTlsHint(e: unknown, refused = false): unknown {
+  const tls = tlsOptions();
+  if (!refused && (!tls || tls.certFile || !/timeout/i.test((e as Error)?.message ?? ''))) return e;
+  const err = new Error(`${(e as Error).message} (TLS is on without a client certificate; if the server verifies clients, set COLONY_NATS_CERT and COLONY_NATS_KEY)`, { cause: e });
+  err.name = (e as Error).name;
+  return err;
 }

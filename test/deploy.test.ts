@@ -20,6 +20,7 @@ import type { Envelope } from '../actors/index.ts';
 import { decode, encode } from '../runtime/codec.ts';
 import { JournalConflictError } from '../runtime/errors.ts';
 import { Journal } from '../runtime/journal.ts';
+import { connectNats } from '../runtime/connection.ts';
 import { DEPLOY_CONFIG, GEN_CERTS, startNatsCluster } from './helpers/nats-cluster.ts';
 import type { Role, TestNatsCluster } from './helpers/nats-cluster.ts';
 import { tempDir } from './helpers/cluster.ts';
@@ -419,6 +420,17 @@ describe('deploy - client certificates (`verify: true` in the tls block)', () =>
         .rejects.toThrow(/bad certificate|certificate required|ECONNRESET/);
       const cc = c;
       await waitFor(async () => (await cc.logs()).includes("TLS handshake error: tls: client didn't provide a certificate"), { message: 'the server names the missing certificate' });
+      // Colony's own connect keeps retrying the handshake and ends in a timeout: its error says what is missing.
+      const saved = { ...process.env };
+      process.env.COLONY_NATS_CA = c.ca;
+      delete process.env.COLONY_NATS_CERT;
+      delete process.env.COLONY_NATS_KEY;
+      try {
+        await expect(connectNats({ url: c.url, user: 'observer', password: c.passwords.observer }, 'colony-no-cert', { timeoutMs: 2000 }))
+          .rejects.toMatchObject({ name: 'NatsUnreachableError', message: expect.stringMatching(/set COLONY_NATS_CERT and COLONY_NATS_KEY/) });
+      } finally {
+        process.env = saved;
+      }
       const env = colonyEnv({ COLONY_NATS_CA: c.ca, COLONY_NATS_CERT: join(c.certDir, 'client.pem'), COLONY_NATS_KEY: join(c.certDir, 'client-key.pem') });
       const errs: string[] = [];
       worker = startWorker(c.url, 'mtls', await writeCreds(dir, 'worker', c.passwords.worker), env, errs);
