@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalManager } from '../runtime/index.ts';
 import type { ClusterManager, LaunchParams, ManageOp, WorkerConfig } from '../runtime/index.ts';
 import { COLONY_BIN } from '../adapters/index.ts';
-import { echo, gated, slow, spin, whoami } from './fixtures/tasks.ts';
+import { echo, gated, slow, spin, spinQuick, whoami } from './fixtures/tasks.ts';
 import { externalNats, startCluster, tempDir } from './helpers/cluster.ts';
 import type { TestCluster } from './helpers/cluster.ts';
 import { processAlive, waitFor, waitForExit } from './helpers/wait.ts';
@@ -175,6 +175,20 @@ describe('workers', () => {
     await cluster.flush();
     const h = await cluster.events.history('worker.3');
     expect(h.filter((e) => e.type === 'worker.interrupted')).toHaveLength(1);
+  });
+
+  it('interrupt - stops a synchronous task that was fast on its earlier calls, once a call of it ran long', async () => {
+    const { cluster } = tc;
+    // spinQuick: fast on its first calls (so it runs without the watchdog), then one long call.
+    expect(await cluster.remotecallFetch(spinQuick, 3, 0)).toBeGreaterThanOrEqual(0);
+    expect(await cluster.remotecallFetch(spinQuick, 3, 0)).toBeGreaterThanOrEqual(0);
+    expect(await cluster.remotecallFetch(spinQuick, 3, 30)).toBeGreaterThan(0);
+    const marker = join(markers, 'quick-then-long');
+    const r = cluster.remotecall(spinQuick, 3, 50_000, marker);
+    await waitFor(() => existsSync(marker), { message: 'the long call started' });
+    await cluster.interrupt([3]);
+    expect((await rejection(r.fetch())).name).toBe('InterruptException');
+    expect(await cluster.remotecallFetch(whoami, 3)).toBe(3);
   });
 
   it('interrupt - with no argument interrupts the running task of every worker', async () => {
