@@ -8,7 +8,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import { refEvents } from '../actors/index.ts';
 import type { ErrorData } from '../actors/index.ts';
 import type { ActorHost, HostedActor } from './actor-host.ts';
-import { BlobStore, takeBlob, T } from './blob.ts';
+import { BlobStore, takeBlob } from './blob.ts';
 import type { BlobMarker } from './blob.ts';
 import { decode, encode } from './codec.ts';
 import { decodeFrame, encodeParts, frameOf, unescapeInline } from './frame.ts';
@@ -160,22 +160,17 @@ export class ProcessNode implements RefClient, RefBinder {
 
   /** Decodes a message, pulling it first if it is a blob. Ref ids are bound to this process. */
   async unpack<T>(data: Uint8Array): Promise<T> {
-    T('unpack-start', 0);
     const obj = decode<T & { $blob?: BlobMarker }>(data, this);
     if (obj && typeof obj === 'object' && (obj as { $blob?: BlobMarker }).$blob) {
       const m = (obj as { $blob: BlobMarker }).$blob;
       const bytes = await takeBlob(this.requester, this.s.ref(m.holder), m);
-      const t0 = performance.now();
-      const r = decodeFrame<T>(bytes, this);
-      T('decodeFrame', t0);
-      return r;
+      return decodeFrame<T>(bytes, this);
     }
     return unescapeInline(obj);
   }
 
   private respond(msg: Msg, reply: Reply): void {
     if (!msg.reply) return;
-    T('respond', 0);
     let data: Uint8Array;
     try {
       data = this.pack(reply);
@@ -299,11 +294,7 @@ export class ProcessNode implements RefClient, RefBinder {
   }
 
   async requestReply(pid: number, subject: string, payload: object, timeoutMs = 0): Promise<Reply> {
-    const t0 = performance.now();
-    const packed = this.pack(payload);
-    T('req-pack', t0);
-    const msg = await this.requester.request(pid, subject, packed, timeoutMs);
-    T('req-replied', t0);
+    const msg = await this.requester.request(pid, subject, this.pack(payload), timeoutMs);
     return this.unpack<Reply>(msg.data);
   }
 
@@ -370,9 +361,7 @@ export class ProcessNode implements RefClient, RefBinder {
     slot.value = value;
     slot.actor.send(refEvents.put(Date.now(), 0, from));
     this.wake(slot);
-    const t0 = performance.now();
     await slot.actor?.durable();
-    T('put-durable', t0);
   }
 
   private async freeLocal(id: string, by: number): Promise<void> {
