@@ -4,7 +4,8 @@
  * DeterminismViolationError naming the event.
  */
 import { readFile } from 'node:fs/promises';
-import { fold, machineFor } from '../actors/index.ts';
+import { machineFor } from '../actors/index.ts';
+import { foldEach } from '../actors/fold.ts';
 import type { ActorKind, Envelope } from '../actors/index.ts';
 import { DeterminismViolationError } from './errors.ts';
 
@@ -23,7 +24,8 @@ export function replayActor(envelopes: Envelope[], opts: { verify?: boolean; unt
   if (!first) throw new Error('no events to replay');
   const list = opts.until ? envelopes.filter((e) => e.seq <= opts.until!) : envelopes;
   const machine = machineFor(first.kind);
-  const r = fold(machine, list);
+  const timeline: ReplayResult['timeline'] = [];
+  const r = foldEach(machine, list, undefined, (e, from, to) => timeline.push({ seq: e.seq, type: e.type, from, to, at: e.at }));
   if (r.mismatch && opts.verify !== false) {
     const m = r.mismatch;
     throw new DeterminismViolationError({
@@ -33,23 +35,30 @@ export function replayActor(envelopes: Envelope[], opts: { verify?: boolean; unt
   return {
     kind: first.kind,
     id: first.id,
-    events: r.timeline.length,
+    events: timeline.length,
     state: typeof r.snapshot.value === 'string' ? r.snapshot.value : JSON.stringify(r.snapshot.value),
     context: r.snapshot.context,
-    timeline: r.timeline.map((t) => ({ seq: t.envelope.seq, type: t.envelope.type, from: t.from, to: t.to, at: t.envelope.at })),
+    timeline,
   };
 }
 
 /** Groups envelopes by actor, keeping each actor's order. */
 export function byActor(envelopes: Iterable<Envelope>): Map<string, Envelope[]> {
-  const out = new Map<string, Envelope[]>();
+  // One map of ids per kind: a `${kind}/${id}` key per event cost more than the fold of a plain event.
+  const kinds = new Map<string, Map<string, Envelope[]>>();
+  const order: Envelope[][] = [];
   for (const e of envelopes) {
-    const k = `${e.kind}/${e.id}`;
-    let list = out.get(k);
-    if (!list) out.set(k, (list = []));
-    list.push(e);
+    let ids = kinds.get(e.kind);
+    if (!ids) kinds.set(e.kind, (ids = new Map()));
+    const list = ids.get(e.id);
+    if (list) list.push(e);
+    else {
+      const l = [e];
+      ids.set(e.id, l);
+      order.push(l);
+    }
   }
-  return out;
+  return new Map(order.map((l) => [`${l[0]!.kind}/${l[0]!.id}`, l]));
 }
 
 /** Reads an exported log (`colony export`): one JSON envelope per line. */
