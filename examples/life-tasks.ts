@@ -119,10 +119,69 @@ export function serialLifeStep(board: Uint8Array, rows: number, cols: number): U
 const same = (a: Ranges, b: Ranges) => a.every(([s, e], i) => s === b[i]![0] && e === b[i]![1]);
 
 /**
- * The init of `lifeStep`: builds `old` for block `I` of `d` (the block plus its halo on the
- * torus), reading the halo through the handle, and applies the rule. As in the manual, `old` is
- * put together from nine pieces: the corners, the four sides and the middle; the middle is this
- * worker's own chunk, the eight others come in one request per neighbouring chunk.
+ * The rule on words [q0, q1) of one row of a chunk whose rows are `Q` whole words (four cells a
+ * word, as in {@link lifeRulePadded}, but without a ring in the row): `up`, `cur` and `dn` hold
+ * the rows above, at and below, from word offsets `u`, `c` and `d`. `left` and `right` are the
+ * sums of the three ring cells left of the first cell and right of the last one.
+ */
+export function ruleWords(
+  up: Int32Array, u: number, cur: Int32Array, c: number, dn: Int32Array, d: number,
+  out: Int32Array, o: number, q0: number, q1: number, Q: number, left: number, right: number,
+): void {
+  let vPrev = q0 === 0 ? left << 24 : (up[u + q0 - 1]! + cur[c + q0 - 1]! + dn[d + q0 - 1]!) | 0;
+  let v = (up[u + q0]! + cur[c + q0]! + dn[d + q0]!) | 0;
+  // Every word but the row's last has a right neighbour word in the row.
+  const end = q1 < Q ? q1 : Q - 1;
+  let q = q0;
+  for (; q < end; q++) {
+    const vNext = (up[u + q + 1]! + cur[c + q + 1]! + dn[d + q + 1]!) | 0;
+    out[o + q] = rule4(vPrev, v, vNext, cur[c + q]!);
+    vPrev = v;
+    v = vNext;
+  }
+  if (q < q1) out[o + q] = rule4(vPrev, v, right, cur[c + q]!);
+}
+
+/**
+ * The next state of the four cells of word `w`, from the column sums (above + self + below) of
+ * the word before, the word itself and the word after. A count never exceeds 9, so bytes never
+ * carry into each other.
+ */
+function rule4(vPrev: number, v: number, vNext: number, w: number): number {
+  const nc = (((v << 8) | (vPrev >>> 24)) + v + ((v >>> 8) | (vNext << 24)) - w) | 0;
+  // Alive next iff (count | self) == 3: count 3, or count 2 on a live cell. x is 0 exactly
+  // there; x <= 15, so x + 15 reaches bit 4 iff x != 0, without carrying into the next byte.
+  const x = (nc | w) ^ 0x03030303;
+  return (((x + 0x0f0f0f0f) >>> 4) & 0x01010101) ^ 0x01010101;
+}
+
+/** Cells of the interior computed between two turns of the event loop (about half a millisecond). */
+const SLICE_CELLS = 1 << 18;
+
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+/** `a` as 32-bit words (a copy only if it does not start on a word). */
+const wordsOf = (a: Uint8Array) => (a.byteOffset % 4 ? new Int32Array(a.slice().buffer) : new Int32Array(a.buffer, a.byteOffset, a.length >> 2));
+
+/** The ring column on one side: the corner above, one cell per row, the corner below. */
+function ringColumn(above: Uint8Array, side: Uint8Array, below: Uint8Array, m: number): Uint8Array {
+  const col = new Uint8Array(m + 2);
+  col[0] = above[0]!;
+  col.set(side, 1);
+  col[m + 1] = below[0]!;
+  return col;
+}
+
+/**
+ * The init of `lifeStep`: the next state of block `I` of `d`, from the block plus its halo on the
+ * torus. As in the manual, the neighbourhood is put together from nine pieces: the corners, the
+ * four sides and the middle; the middle is this worker's own chunk, the eight others come in one
+ * request per neighbouring chunk.
+ *
+ * When the chunk's rows are whole words, the interior (every cell whose neighbours all lie in the
+ * chunk) is computed while the halo is on its way, in slices with turns of the event loop between
+ * them, so this worker also answers its neighbours' halo requests without making them wait for
+ * its whole computation; the cells along the border follow once the halo is here.
  */
 export const lifeChunk = task(import.meta.url, async function lifeChunk(I: Ranges, d: DArray<Uint8Array>): Promise<Uint8Array> {
   const [rows, cols] = d.dims as [number, number];
@@ -139,13 +198,52 @@ export const lifeChunk = task(import.meta.url, async function lifeChunk(I: Range
   const halo: Ranges[] = [];
   for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) if (a !== 1 || b !== 1) halo.push([rowR[a]!, colR[b]!]);
   const mine = same(localindexes(d), I);
-  const [pieces, middle] = await Promise.all([d.getMany(halo), mine ? localpart(d) : d.get(I)]);
-  // Let this worker answer the neighbours' halo requests that came in meanwhile before the long
-  // computation: they would wait for it otherwise.
-  await new Promise((r) => setImmediate(r));
+  const haloRead = d.getMany(halo);
+  const middle = mine ? localpart(d) : null;
+  if (!middle || n % 4 !== 0 || middle.byteOffset % 4 !== 0 || !LITTLE_ENDIAN) {
+    const [pieces, mid] = await Promise.all([haloRead, middle ?? d.get(I)]);
+    // Let this worker answer the neighbours' halo requests that came in meanwhile before the long
+    // computation: they would wait for it otherwise.
+    await turn();
+    return lifeFromPieces(pieces, mid, m, n);
+  }
+  const Q = n >> 2;
+  const mid = new Int32Array(middle.buffer, middle.byteOffset, m * Q);
+  const out = new Uint8Array(m * n);
+  const o32 = new Int32Array(out.buffer, 0, m * Q);
+  if (Q >= 3) {
+    const slice = Math.max(1, Math.floor(SLICE_CELLS / n));
+    for (let i0 = 1; i0 < m - 1; i0 += slice) {
+      await turn();
+      const i1 = Math.min(m - 1, i0 + slice);
+      for (let i = i0; i < i1; i++) ruleWords(mid, (i - 1) * Q, mid, i * Q, mid, (i + 1) * Q, o32, i * Q, 1, Q - 1, Q, 0, 0);
+    }
+  }
+  const [tl, t, tr, l, r, bl, b, br] = (await haloRead) as Uint8Array[];
+  const up = wordsOf(t!);
+  const dn = wordsOf(b!);
+  const L = ringColumn(tl!, l!, bl!, m);
+  const R = ringColumn(tr!, r!, br!, m);
+  for (let i = 0; i < m; i++) {
+    const ls = L[i]! + L[i + 1]! + L[i + 2]!;
+    const rs = R[i]! + R[i + 1]! + R[i + 2]!;
+    const [ua, uo] = i === 0 ? [up, 0] : [mid, (i - 1) * Q];
+    const [da, dof] = i === m - 1 ? [dn, 0] : [mid, (i + 1) * Q];
+    if (i === 0 || i === m - 1 || Q < 3) {
+      ruleWords(ua, uo, mid, i * Q, da, dof, o32, i * Q, 0, Q, Q, ls, rs);
+    } else {
+      ruleWords(ua, uo, mid, i * Q, da, dof, o32, i * Q, 0, 1, Q, ls, rs);
+      ruleWords(ua, uo, mid, i * Q, da, dof, o32, i * Q, Q - 1, Q, Q, ls, rs);
+    }
+  }
+  return out;
+});
+
+/** The rule on a chunk whose pieces are all here: builds the padded block and applies {@link lifeRulePadded}. */
+function lifeFromPieces(pieces: Uint8Array[], middle: Uint8Array, m: number, n: number): Uint8Array {
   const w = paddedWidth(n);
   const old = paddedBlock(m, n);
-  const [tl, t, tr, l, r, bl, b, br] = pieces as Uint8Array[];
+  const [tl, t, tr, l, r, bl, b, br] = pieces;
   old[0] = tl![0]!;
   old.set(t!, 1);
   old[n + 1] = tr![0]!;
@@ -160,7 +258,7 @@ export const lifeChunk = task(import.meta.url, async function lifeChunk(I: Range
   old.set(b!, last + 1);
   old[last + n + 1] = br![0]!;
   return lifeRulePadded(old, m, n);
-});
+}
 
 /** A random board chunk: each cell alive with probability `density`, from a seeded generator so runs repeat. */
 export const randomCells = task(import.meta.url, function randomCells(I: Ranges, cols: number, density: number, seed: number): Uint8Array {

@@ -37,6 +37,8 @@ describe('Life on a distributed array (the manual\'s life_step)', () => {
     { name: 'rows split over 2 workers', procs: [0, 1], dist: [2, 1] },
     { name: 'columns split over 2 workers', procs: [0, 1], dist: [1, 2] },
     { name: '2x2 chunks, corners from diagonal neighbours', procs: [0, 1, 1, 0], dist: [2, 2] },
+    // Chunk rows of whole 32-bit words: the interior is computed while all four ring sides travel.
+    { name: '2x2 chunks of whole words, every ring side from another chunk', procs: [0, 1, 1, 0], dist: [2, 2], cols: 56 },
   ];
 
   for (const [i, layout] of layouts.entries()) {
@@ -44,7 +46,7 @@ describe('Life on a distributed array (the manual\'s life_step)', () => {
       const { cluster } = tc;
       const procs = layout.procs.map((k) => w[k]!);
       const { dist } = layout;
-      const [rows, cols] = [37, 52];
+      const [rows, cols] = [37, layout.cols ?? 52];
       let d = await randomBoard(cluster, rows, cols, { procs, dist, density: 0.35, seed: 11 + i });
       let serial = serialBoard(rows, cols, 0.35, 11 + i);
       expect(diffCells(await d.toArray(), serial)).toBe(0);
