@@ -28,18 +28,23 @@ export function randomBoard(cluster: Cluster, rows: number, cols: number, opts: 
 }
 
 /**
- * Runs `generations` steps. Each generation is freed once the next one is built; the frees are
- * not waited for one by one (an owner handles a free before the next step's call, which comes
- * after it), only all together at the end.
+ * Runs `generations` steps. Each generation is freed once the next one is built; the free goes out
+ * right after the call that builds the generation after that, so an owner starts that call (and
+ * its halo request) first and handles the free while the halo travels. The frees are not waited
+ * for one by one, only all together at the end.
  */
 export async function runLife(cluster: Cluster, d: DArray<Uint8Array>, generations: number): Promise<DArray<Uint8Array>> {
   const frees: Promise<void>[] = [];
+  // The generation before `d`: built, and no longer read once the step from `d` has started.
+  let done: DArray<Uint8Array> | null = null;
   try {
     for (let g = 0; g < generations; g++) {
-      const next = await lifeStep(cluster, d);
-      frees.push(d.free());
-      d = next;
+      const next = lifeStep(cluster, d);
+      if (done) frees.push(done.free());
+      done = d;
+      d = await next;
     }
+    if (done) frees.push(done.free());
   } finally {
     await Promise.all(frees);
   }
