@@ -53,12 +53,31 @@ function lift(value: unknown, parts: View[], depth: number): unknown {
 }
 
 /**
+ * Whether {@link lift} would change anything in `value`: a big typed array or a reserved key
+ * within its reach. A walk that allocates nothing, so most messages skip lift's copy.
+ */
+function needsLift(value: unknown, depth: number): boolean {
+  if (depth > MAX_DEPTH || value === null || typeof value !== 'object') return false;
+  if (ArrayBuffer.isView(value)) return value.byteLength >= LIFT_BYTES;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (needsLift(value[i], depth + 1)) return true;
+    return false;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  const o = value as Record<string, unknown>;
+  for (const k in o) {
+    if (RESERVED.includes(k) || needsLift(o[k], depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
  * Encodes `obj`, lifting big typed arrays out. Small messages come back as one msgpack body with
  * no parts; the caller sends those inline.
  */
 export function encodeParts(obj: unknown): { body: Uint8Array; parts: ArrayBufferView[] } {
   const parts: View[] = [];
-  const body = encode(lift(obj, parts, 0));
+  const body = encode(needsLift(obj, 0) ? lift(obj, parts, 0) : obj);
   return { body, parts };
 }
 
