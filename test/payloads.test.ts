@@ -189,6 +189,10 @@ describe('payloads', () => {
     expect(back.user).toEqual({ $ta: 0, t: 'Float64Array' });
     expect(back.blob).toEqual({ $blob: { holder: 1 } });
     expect(await tc.cluster.remotecallFetch(echo, 2, { $blob: { holder: 1, id: 'x', size: 1, chunk: 1 } })).toEqual({ $blob: { holder: 1, id: 'x', size: 1, chunk: 1 } });
+    // Small messages too, where nothing is lifted: at the top, nested, and in arrays.
+    const small = { $esc: { a: 1 }, list: [{ $ta: 1, t: 'Int8Array' }], deep: { x: { $esc: { $ta: 2 } } } };
+    expect(await tc.cluster.remotecallFetch(echo, 2, small)).toEqual(small);
+    expect(await tc.cluster.remotecallFetch(echo, 2, [{ $ta: 0, t: 'Uint8Array' }])).toEqual([{ $ta: 0, t: 'Uint8Array' }]);
   });
 
   it('typed arrays - a view into a bigger buffer travels as just its own elements', async () => {
