@@ -5,14 +5,15 @@
  * is never stored twice). They are pipelined: `append` returns at once and the ack is awaited in
  * the background; `flush()` is the durability point and reports any append that was lost.
  */
-import { headers } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import type { JetStreamClient, JetStreamManager, OrderedConsumerOptions } from '@nats-io/jetstream';
+import { createInbox, headers } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import type { ConsumerConfig, ConsumerInfo, JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { ActorKind, Envelope } from '../actors/index.ts';
 import { decode, encode } from './codec.ts';
+import { decodeEnvelope } from './event-decode.ts';
 import { JournalAppendError, JournalConflictError, TimeoutError } from './errors.ts';
 import { Requester } from './requester.ts';
 import { subjects } from './subjects.ts';
@@ -177,49 +178,54 @@ export class Journal {
    */
   async read(filter: string, opts: { fromSeq?: number; since?: Date } = {}): Promise<Envelope[]> {
     const out: Envelope[] = [];
-    for await (const env of this.iterate(filter, opts)) out.push(env);
+    for await (const batch of this.batches(filter, opts)) for (const env of batch) out.push(env);
     return out;
   }
 
   /** Like `read`, as an async iterator that ends at the current end of the stream. */
   async *iterate(filter: string, opts: { fromSeq?: number; since?: Date } = {}): AsyncGenerator<Envelope> {
-    const deliver = opts.fromSeq
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.fromSeq }
-      : opts.since
-        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() }
-        : { deliver_policy: DeliverPolicy.All };
-    const consumer = await this.orderedConsumer({ filter_subjects: this.subjects.evtFilter(filter), ...deliver });
-    try {
-      const info = await consumer.info(true);
-      let pending = info.num_pending;
-      // Batched fetches read about 40% faster here than a continuous consume.
-      while (pending > 0) {
-        const batch = await consumer.fetch({ max_messages: Math.min(pending, 10_000), expires: 5000 });
-        let got = 0;
-        for await (const m of batch) {
-          got++;
-          const env = decode<Envelope>(m.data);
-          env.streamSeq = m.seq;
-          yield env;
-          pending = m.info.pending;
-          if (pending === 0) break;
+    for await (const batch of this.batches(filter, opts)) yield* batch;
+  }
+
+  /**
+   * The envelopes of `iterate`, in the batches they arrive in. Replay reads through this: an
+   * async generator costs a promise per item, which is a fifth of the read time at 60k events.
+   *
+   * It reads with plain pull requests on an ephemeral consumer into one subscription callback,
+   * two requests in flight, rather than with nats.js's ordered consumer: `fetch()` wraps each
+   * message in a JsMsg and an async iterator and parses its reply subject in full, and waits a
+   * round trip per batch; that capped reads at ~65k events/s here. The order checks of an ordered
+   * consumer stay: each message must carry the next delivery sequence, and on a gap (or a
+   * consumer lost under us) the read restarts after the last stream sequence it got.
+   */
+  async *batches(filter: string, opts: { fromSeq?: number; since?: Date } = {}): AsyncGenerator<Envelope[]> {
+    let start: { fromSeq?: number; since?: Date } = opts;
+    for (let restarts = 0; ; restarts++) {
+      const read = new PullRead(this, filter, start);
+      try {
+        let batch: Envelope[] | null;
+        while ((batch = await read.next())) {
+          restarts = 0;
+          yield batch;
         }
-        if (got === 0) break;
+        if (!read.broken) return;
+        if (restarts >= 3) throw new Error(`reading ${filter} from the event stream: ${read.broken}, three times in a row`);
+        start = read.lastSeq ? { fromSeq: read.lastSeq + 1 } : opts;
+      } finally {
+        read.close();
       }
-    } finally {
-      await consumer.delete().catch(() => undefined);
     }
   }
 
   /**
-   * nats-server < 2.12 may place an ephemeral consumer of a replicated stream on a peer that is
-   * down (nats-server#7165), and the create times out: retry. Each try gets its own copy of the
-   * options, since nats.js writes name_prefix into them and a retry under that name fails again.
+   * @internal Creates an ephemeral pull consumer for `PullRead`. nats-server < 2.12 may place an
+   * ephemeral consumer of a replicated stream on a peer that is down (nats-server#7165), and the
+   * create times out: retry, each time with a fresh copy of the config.
    */
-  private async orderedConsumer(opts: Partial<OrderedConsumerOptions>) {
+  async pullConsumer(config: Partial<ConsumerConfig>): Promise<ConsumerInfo> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.js.consumers.get(this.subjects.eventsStream, { ...opts });
+        return await this.jsm.consumers.add(this.subjects.eventsStream, { ...config });
       } catch (e) {
         if (attempt >= 4 || (e as Error)?.name !== 'TimeoutError') throw e;
       }
@@ -256,4 +262,173 @@ export interface StoredSnapshot {
 function isNotFound(e: unknown): boolean {
   const m = (e as Error)?.message ?? '';
   return /not found|10059/i.test(m);
+}
+
+/** Messages asked for per pull request; two requests are in flight while reading. */
+const PULL_BATCH = 4096;
+/** How long a pull request may wait on the server, in ns (the read ends at the end anyway). */
+const PULL_EXPIRES_NS = 30_000 * NS_PER_MS;
+
+/**
+ * One pass of `Journal.batches`: an ephemeral pull consumer read to the end of the stream.
+ * Messages are decoded in the subscription callback and handed out in arrays; pull requests are
+ * sent while fewer than two batches are asked for and not yet handed out, which also bounds what
+ * is buffered when the reader is slower than the stream.
+ */
+class PullRead {
+  lastSeq = 0;
+  /** Why the read stopped early (a gap, a lost consumer): then it is restarted after `lastSeq`. */
+  broken: string | null = null;
+  private buffer: Envelope[] = [];
+  private wake: (() => void) | null = null;
+  private error: Error | null = null;
+  private ended = false;
+  private closed = false;
+  private sub: Subscription | null = null;
+  private consumer: Promise<string | null>;
+  private nextSubject = '';
+  private ackPrefix = '';
+  private inbox = createInbox();
+  /** Messages asked for and not yet received; `pending` is what the server says is left after the last one. */
+  private asked = 0;
+  private pending = 0;
+  private delivered = 0;
+
+  constructor(private readonly journal: Journal, filter: string, opts: { fromSeq?: number; since?: Date }) {
+    const deliver = opts.fromSeq
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.fromSeq }
+      : opts.since
+        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() }
+        : { deliver_policy: DeliverPolicy.All };
+    this.consumer = this.start(filter, deliver).catch((e) => {
+      this.fail(e as Error);
+      return null;
+    });
+  }
+
+  private async start(filter: string, deliver: Partial<ConsumerConfig>): Promise<string | null> {
+    const j = this.journal;
+    // The configuration nats.js gives an ordered consumer.
+    const info = await j.pullConsumer({
+      ...deliver, filter_subject: j.subjects.evtFilter(filter), ack_policy: AckPolicy.None, max_deliver: 1, mem_storage: true, num_replicas: 1,
+      inactive_threshold: 5 * 60_000 * NS_PER_MS,
+    });
+    const name = info.name;
+    if (this.closed) return name;
+    this.pending = info.num_pending;
+    this.nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${j.subjects.eventsStream}.${name}`;
+    this.ackPrefix = `$JS.ACK.${j.subjects.eventsStream}.${name}.`;
+    this.sub = j.nc.subscribe(this.inbox, { callback: (err, m) => (err ? this.fail(err) : this.onMsg(m)) });
+    if (this.pending === 0) this.end();
+    else this.ask();
+    return name;
+  }
+
+  /** Keeps two batches asked for, never more than the server holds. */
+  private ask(): void {
+    while (!this.ended && this.asked < PULL_BATCH && this.buffer.length < 2 * PULL_BATCH) {
+      const n = Math.min(PULL_BATCH, this.pending - this.asked);
+      if (n <= 0) return;
+      this.asked += n;
+      this.journal.nc.publish(this.nextSubject, JSON.stringify({ batch: n, expires: PULL_EXPIRES_NS, no_wait: true }), { reply: this.inbox });
+    }
+  }
+
+  private onMsg(m: Msg): void {
+    if (this.ended) return;
+    const reply = m.reply;
+    if (!reply) {
+      // A status: 404/408 end a request early (nothing left now, e.g. aged out); 409 is trouble.
+      const code = m.headers?.code ?? 0;
+      if (code === 404 || code === 408) return this.end();
+      if (code === 409 && /deleted/i.test(m.headers?.description ?? '')) return this.restart('the consumer was deleted');
+      if (code >= 400) return this.fail(new Error(`reading the event stream: ${code} ${m.headers?.description ?? ''}`));
+      return;
+    }
+    // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>, or with <domain>.<hash>
+    // after ACK and a random token at the end on newer servers.
+    let seq: number, dseq: number;
+    if (reply.startsWith(this.ackPrefix)) {
+      // The common form, read in place: a split per message cost as much as decoding it.
+      let i = reply.indexOf('.', this.ackPrefix.length) + 1;
+      [seq, i] = digits(reply, i);
+      [dseq, i] = digits(reply, i);
+      i = reply.indexOf('.', i) + 1;
+      this.pending = digits(reply, i)[0];
+    } else {
+      const t = reply.split('.');
+      const k = t.length === 9 ? 4 : 6;
+      seq = Number(t[k + 1]);
+      dseq = Number(t[k + 2]);
+      this.pending = Number(t[k + 4]);
+    }
+    if (dseq !== this.delivered + 1) return this.restart(`a gap in the delivery sequence (${this.delivered} then ${dseq})`);
+    this.delivered = dseq;
+    this.asked--;
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(m.data);
+    } catch (e) {
+      return this.fail(new Error(`event #${seq} of the stream does not decode: ${(e as Error).message}`));
+    }
+    env.streamSeq = seq;
+    this.lastSeq = seq;
+    this.buffer.push(env);
+    if (this.pending === 0) this.end();
+    else this.ask();
+    this.signal();
+  }
+
+  private signal(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private end(): void {
+    this.ended = true;
+    this.signal();
+  }
+
+  private restart(why: string): void {
+    this.broken = why;
+    this.end();
+  }
+
+  private fail(e: Error): void {
+    this.error ??= e;
+    this.end();
+  }
+
+  /** The envelopes received since the last call; null at the end. */
+  async next(): Promise<Envelope[] | null> {
+    for (;;) {
+      if (this.buffer.length) {
+        const b = this.buffer;
+        this.buffer = [];
+        this.ask();
+        return b;
+      }
+      if (this.error) throw this.error;
+      if (this.ended) return null;
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.ended = true;
+    this.sub?.unsubscribe();
+    const j = this.journal;
+    void this.consumer.then(async (name) => {
+      if (name) await j.jsm.consumers.delete(j.subjects.eventsStream, name).catch(() => undefined);
+    });
+  }
+}
+
+/** The decimal number at `i` in `s`, and the index after the dot that ends it. */
+function digits(s: string, i: number): [number, number] {
+  let n = 0;
+  for (let c = s.charCodeAt(i); c >= 48 && c <= 57; c = s.charCodeAt(++i)) n = n * 10 + (c - 48);
+  return [n, i + 1];
 }
