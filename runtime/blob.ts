@@ -63,6 +63,7 @@ const shmUsable = () => shmDirExists && process.env.COLONY_NO_SHM !== '1';
 /** The part of shm-typed-array used here: maps a POSIX shm object as `[size][bytes]`. */
 interface ShmMapper {
   getPosix(name: string, typeKey: 'Uint8Array'): Uint8Array | null;
+  createPosix(name: string, count: number, typeKey: 'Uint8Array', perm?: string): Uint8Array | null;
   detachPosix(name: string, forceDestroy?: boolean): number;
 }
 let mapper: ShmMapper | null | undefined;
@@ -87,14 +88,64 @@ const unmapper = new FinalizationRegistry<string>((name) => {
   }
 });
 
-/** Whether a received blob may stay in /dev/shm: only while it is less than half full. */
-function roomToMap(): boolean {
+/** Whether a received blob (or `bytes` more) may stay in /dev/shm: only while it is less than half full. */
+function roomToMap(bytes = 0): boolean {
   try {
     const s = statfsSync(SHM_DIR);
-    return s.bavail * 2 >= s.blocks;
+    return (s.bavail - bytes / s.bsize) * 2 >= s.blocks;
   } catch {
     return false;
   }
+}
+
+/** A shared-memory buffer that processes of this host write into by file, at `dataAt + offset`. */
+export interface ShmTarget {
+  /** The mapped bytes: what the writers write, seen here without a copy. */
+  view: Uint8Array;
+  /** Its file in /dev/shm; a writer checks it with {@link isShmTarget}. */
+  path: string;
+  /** Where the bytes start in the file (after shm-typed-array's size header). */
+  dataAt: number;
+  /** Removes the file once the writers are done; the mapping stays until `view` is collected. */
+  unlink(): void;
+}
+
+let targets = 0;
+const TARGET_PREFIX = `${SHM_DIR}/colony-`;
+
+/**
+ * A new zero-filled buffer of `bytes` bytes in shared memory, mapped here, for results that other
+ * processes of this host write straight into (a big `DArray.get`). Null when shared memory is not
+ * usable here or /dev/shm would be over half full.
+ */
+export function shmTarget(bytes: number): ShmTarget | null {
+  const shm = shmUsable() && roomToMap(bytes) ? shmMapper() : null;
+  if (!shm) return null;
+  const name = `/colony-${process.pid}-into${++targets}`;
+  let view: Uint8Array | null = null;
+  try {
+    view = shm.createPosix(name, bytes, 'Uint8Array', '600');
+  } catch {
+    return null; // too big for the package, or no room
+  }
+  if (!view) return null;
+  const path = `${SHM_DIR}${name}`;
+  liveFiles.add(path);
+  unmapper.register(view.buffer, name);
+  return {
+    view,
+    path,
+    dataAt: SHM_HEADER,
+    unlink: () => {
+      liveFiles.delete(path);
+      try { unlinkSync(path); } catch { /* gone */ }
+    },
+  };
+}
+
+/** Whether `path` names a target of {@link shmTarget}: a writer writes nowhere else on request. */
+export function isShmTarget(path: unknown): path is string {
+  return typeof path === 'string' && path.startsWith(TARGET_PREFIX) && /^colony-\d+-into\d+$/.test(path.slice(SHM_DIR.length + 1));
 }
 
 interface Held {

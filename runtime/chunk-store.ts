@@ -13,7 +13,7 @@ import type { Msg, Subscription } from '@nats-io/transport-node';
 import { chunkEvents } from '../actors/index.ts';
 import type { ChunkCounts } from '../actors/index.ts';
 import type { HostedActor } from './actor-host.ts';
-import { HOST_KEY } from './blob.ts';
+import { HOST_KEY, isShmTarget } from './blob.ts';
 import { copyBlock, lengthOf, shapeOf } from './darray-layout.ts';
 import type { Ranges, TypedArray } from './darray-layout.ts';
 import { ColonyError, InvalidArgumentError, toErrorData } from './errors.ts';
@@ -36,9 +36,23 @@ export interface DirectRead {
   bytes: number;
 }
 
+/**
+ * Where a reader of this host wants the blocks of a read written: a file made by `shmTarget`
+ * (runtime/blob.ts) that it has mapped, and the byte position of each block in it.
+ */
+export interface ReadInto {
+  file: string;
+  at: number[];
+}
+
+/** The answer to a read written into the reader's file: how many bytes. */
+export interface WrittenRead {
+  written: number;
+}
+
 /** A request on a chunk subject. `host` is the reader's host key (for direct reads). */
 export type ChunkRequest =
-  | { op: 'read'; blocks: Ranges[]; from: number; host?: string }
+  | { op: 'read'; blocks: Ranges[]; from: number; host?: string; into?: ReadInto }
   | { op: 'write'; block: Ranges; data: TypedArray; from: number }
   | { op: 'free'; from: number };
 
@@ -160,6 +174,33 @@ export class ChunkStore {
     return out;
   }
 
+  /**
+   * Writes each block at its position in the reader's shared-memory file, which it has mapped:
+   * the reader's result is then complete with no copy on its side. Null when the file cannot be
+   * opened from here (another mount namespace) or is not one of those files: answer with the data.
+   */
+  static writeInto(chunk: Chunk, blocks: Ranges[], into: ReadInto): number | null {
+    if (!isShmTarget(into.file) || !Array.isArray(into.at) || into.at.length !== blocks.length) return null;
+    let fd: number;
+    try {
+      fd = openSync(into.file, 'r+');
+    } catch {
+      return null;
+    }
+    let total = 0;
+    try {
+      blocks.forEach((b, i) => {
+        const data = ChunkStore.extract(chunk, [b]);
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, into.at[i]! + done);
+        total += bytes.length;
+      });
+    } finally {
+      closeSync(fd);
+    }
+    return total;
+  }
+
   /** Writes `data` to a new file in /dev/shm for a reader on this host. */
   private handOver(data: TypedArray): DirectRead {
     const file = `/dev/shm/colony-${process.pid}-read${++handOverCount}`;
@@ -220,6 +261,12 @@ export class ChunkStore {
       switch (req.op) {
         case 'read': {
           for (const b of req.blocks) checkInside(chunk, b);
+          const written = req.into && req.host === HOST_KEY ? ChunkStore.writeInto(chunk, req.blocks, req.into) : null;
+          if (written !== null) {
+            this.count(chunk, req.from, written / chunk.data.BYTES_PER_ELEMENT, false);
+            reply = { ok: { written } satisfies WrittenRead };
+            break;
+          }
           const data = ChunkStore.extract(chunk, req.blocks);
           this.count(chunk, req.from, data.length, false);
           reply = { ok: req.host === HOST_KEY && data.byteLength >= DIRECT_READ_BYTES ? this.handOver(data) : data };

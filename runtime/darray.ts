@@ -17,9 +17,10 @@ import { closeSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { addExtension } from 'msgpackr';
 import { darrayEvents } from '../actors/index.ts';
 import type { HostedActor } from './actor-host.ts';
-import { HOST_KEY } from './blob.ts';
+import { HOST_KEY, shmTarget } from './blob.ts';
+import type { ShmTarget } from './blob.ts';
 import { chunkStore } from './chunk-store.ts';
-import type { ChunkRequest, DirectRead } from './chunk-store.ts';
+import type { ChunkRequest, DirectRead, ReadInto, WrittenRead } from './chunk-store.ts';
 import type { Cluster } from './cluster.ts';
 import {
   TYPED_ARRAYS, checkDims, checkRanges, chunksTouching, copyBlock, defaultDist, fullRanges, isBigIntType, isContiguous,
@@ -82,6 +83,8 @@ export type ElementOf<T extends TypedArray> = T extends BigInt64Array | BigUint6
 
 /** A chunk read that finds no server is retried this many times (a fresh subscription may still be spreading through a NATS cluster). */
 const READ_RETRIES = 3;
+/** A `get` of one block at least this big is written by its owners into a shared-memory result. */
+const INTO_BYTES = 4 * 1024 * 1024;
 
 /** darray actors of arrays built by this process, by id. */
 const hosted = new Map<string, HostedActor>();
@@ -158,7 +161,28 @@ export class DArray<T extends TypedArray = TypedArray> {
     const node = this.client();
     const Ctor = this.elementType;
     const blocks = list.map((r) => checkRanges(r, this.dims));
-    const outs = blocks.map((r) => new Ctor(lengthOf(r)));
+    // One big block (toArray): the result lives in shared memory, and owners on this host write
+    // their parts straight into it, so it is neither copied nor faulted in here.
+    const target = blocks.length === 1 && lengthOf(blocks[0]!) * Ctor.BYTES_PER_ELEMENT >= INTO_BYTES
+      ? shmTarget(lengthOf(blocks[0]!) * Ctor.BYTES_PER_ELEMENT)
+      : null;
+    try {
+      return await this.readBlocks(node, blocks, target);
+    } finally {
+      target?.unlink();
+    }
+  }
+
+  private async readBlocks(node: ProcessNode, blocks: Ranges[], target: ShmTarget | null): Promise<T[]> {
+    const Ctor = this.elementType;
+    const outs = target
+      ? [new Ctor(target.view.buffer, target.view.byteOffset, lengthOf(blocks[0]!))]
+      : blocks.map((r) => new Ctor(lengthOf(r)));
+    const el = Ctor.BYTES_PER_ELEMENT;
+    const intoOf = (parts: Ranges[]): ReadInto | undefined =>
+      target && parts.every((p) => isContiguous(blocks[0]!, p))
+        ? { file: target.path, at: parts.map((p) => target.dataAt + offsetIn(blocks[0]!, p) * el) }
+        : undefined;
     const remote = new Map<number, { parts: Ranges[]; into: number[] }>();
     blocks.forEach((r, j) => {
       for (const { index, part } of chunksTouching(this.layout, r)) {
@@ -175,7 +199,9 @@ export class DArray<T extends TypedArray = TypedArray> {
     });
     await Promise.all(
       [...remote].map(async ([index, req]) => {
-        const got = (await this.request(node, index, { op: 'read', blocks: req.parts, from: node.pid, host: HOST_KEY })) as TypedArray | DirectRead;
+        const into = intoOf(req.parts);
+        const got = (await this.request(node, index, { op: 'read', blocks: req.parts, from: node.pid, host: HOST_KEY, ...(into ? { into } : {}) })) as TypedArray | DirectRead | WrittenRead;
+        if ('written' in got) return;
         if (!ArrayBuffer.isView(got)) {
           readDirect(got, req.parts, req.parts.map((_, i) => outs[req.into[i]!]!), req.parts.map((_, i) => blocks[req.into[i]!]!));
           return;

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DArray } from '../runtime/index.ts';
 import type { Ranges } from '../runtime/index.ts';
@@ -182,6 +183,9 @@ describe('distributed arrays', () => {
       expect(block.every((x, k) => x === (100 + Math.floor(k / 400)) * 512 + (k % 400))).toBe(true);
       await d.free();
     }
+    // toArray of 4 MB or more is written by the owners into a shared-memory file of the driver,
+    // which is mapped and its name removed at once: nothing is left in /dev/shm.
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`colony-${process.pid}-into`))).toEqual([]);
   });
 
   it('create - init(I, ...args) runs on each owner with its block; args may hold DArray handles', async () => {
