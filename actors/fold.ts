@@ -67,8 +67,8 @@ const scopes = new WeakMap<AnyStateMachine, Scope>();
  * xstate spends ~9 us per event on bookkeeping (exit and entry sets, a new snapshot per assign,
  * eventless and internal-event loops) whose outcome, for a machine of the plain kind below, is
  * fixed by the state the event leaves and the transition it takes. The transition is still chosen
- * by xstate itself (`StateNode.next`, which evaluates the guards), so only the bookkeeping is
- * memoised; the context is still computed per event by running the transition's assigns the way
+ * by xstate itself (`StateNode.next`, which evaluates the guards) unless no guard can matter, so
+ * only the bookkeeping is memoised; the context is still computed per event by running the transition's assigns the way
  * xstate's `resolveAssign` does.
  *
  * A machine qualifies when none of its states is parallel or history, none has entry or exit
@@ -92,9 +92,10 @@ interface AnyStateNode {
   output?: unknown;
   initial?: { actions: unknown[] };
   config: { after?: unknown };
+  transitions: Map<string, Transition[]>;
   next(snapshot: AnyMachineSnapshot, event: ActorEvent): Transition[] | undefined;
 }
-interface Transition { actions: unknown[] }
+interface Transition { actions: unknown[]; guard?: unknown }
 type Assigner = (args: unknown, params: unknown) => unknown;
 interface AssignStep { assignment: Assigner | Record<string, unknown>; params: unknown }
 interface Plan {
@@ -138,10 +139,43 @@ function isPlannable(machine: AnyStateMachine): boolean {
   return ok;
 }
 
+/**
+ * Per leaf state and event type: the transition xstate always selects, when the first state from
+ * the leaf up that has candidates for the type has an unguarded one first (and no wildcard
+ * descriptor is involved); NONE when no state has candidates; null when guards decide.
+ */
+const NONE = 'none' as const;
+const fixed = new WeakMap<AnyStateNode, Map<string, Transition | typeof NONE | null>>();
+
+function fixedTransition(leaf: AnyStateNode, type: string): Transition | typeof NONE | null {
+  let byType = fixed.get(leaf);
+  if (!byType) fixed.set(leaf, (byType = new Map()));
+  let f = byType.get(type);
+  if (f === undefined) {
+    f = NONE;
+    for (let n: AnyStateNode | undefined = leaf; n; n = n.parent) {
+      if ([...n.transitions.keys()].some((d) => d === '*' || d.endsWith('.*'))) {
+        f = null;
+        break;
+      }
+      const candidates = n.transitions.get(type);
+      if (candidates?.length) {
+        f = candidates[0]!.guard === undefined ? candidates[0]! : null;
+        break;
+      }
+    }
+    byType.set(type, f);
+  }
+  return f;
+}
+
 /** The transition xstate's `transitionNode` selects: the first enabled one from the leaf up. */
 function selectTransition(snapshot: Snap, event: ActorEvent): { leaf: AnyStateNode; t: Transition | undefined } {
   let leaf: AnyStateNode | undefined;
   for (const n of snapshot._nodes) if (n.type === 'atomic' || n.type === 'final') leaf = n;
+  const f = fixedTransition(leaf!, event.type);
+  if (f === NONE) return { leaf: leaf!, t: undefined };
+  if (f) return { leaf: leaf!, t: f };
   for (let n = leaf; n; n = n.parent) {
     const next = n.next(snapshot, event);
     if (next?.length) return { leaf: leaf!, t: next[0] };

@@ -350,11 +350,9 @@ class PullRead {
     let seq: number, dseq: number;
     if (reply.startsWith(this.ackPrefix)) {
       // The common form, read in place: a split per message cost as much as decoding it.
-      let i = reply.indexOf('.', this.ackPrefix.length) + 1;
-      [seq, i] = digits(reply, i);
-      [dseq, i] = digits(reply, i);
-      i = reply.indexOf('.', i) + 1;
-      this.pending = digits(reply, i)[0];
+      seq = digits(reply, reply.indexOf('.', this.ackPrefix.length) + 1);
+      dseq = digits(reply, afterDigits);
+      this.pending = digits(reply, reply.indexOf('.', afterDigits) + 1);
     } else {
       const t = reply.split('.');
       const k = t.length === 9 ? 4 : 6;
@@ -426,9 +424,11 @@ class PullRead {
   }
 }
 
-/** The decimal number at `i` in `s`, and the index after the dot that ends it. */
-function digits(s: string, i: number): [number, number] {
+/** The decimal number at `i` in `s`; `afterDigits` is then the index after the dot that ends it. */
+function digits(s: string, i: number): number {
   let n = 0;
   for (let c = s.charCodeAt(i); c >= 48 && c <= 57; c = s.charCodeAt(++i)) n = n * 10 + (c - 48);
-  return [n, i + 1];
+  afterDigits = i + 1;
+  return n;
 }
+let afterDigits = 0;

@@ -102,6 +102,21 @@ describe('transition plans replay exactly as xstate', () => {
     expect(s.value).toEqual({ b: 'y' });
   });
 
+  it('wildcard and guarded transitions on parent states are selected as xstate selects them', () => {
+    const machine = createMachine({
+      id: 'w', initial: 'a', context: { n: 0 },
+      on: { '*': { actions: assign({ n: () => -1 }) }, 'w.b': { target: '.b' } },
+      states: {
+        a: { on: { 'w.*': [{ guard: ({ context }) => context.n > 1, target: 'b' }, { actions: assign({ n: ({ context }) => context.n + 1 }) }], 'w.x': 'b' } },
+        b: { on: { 'w.a': 'a', 'w.inc': { actions: assign({ n: ({ context }) => context.n + 10 }) } } },
+      },
+    });
+    let s = initialSnapshot(machine);
+    for (const type of ['w.y', 'w.y', 'w.y', 'w.inc', 'w.a', 'w.x', 'other', 'w.a', 'w.y', 'w.b', 'w.inc', 'w.zz', 'w.a', 'w.y']) {
+      s = checkedStep(machine, s, { type, at: 0, data: {} });
+    }
+  });
+
   it('a transition whose assign spawns, or that has no target, matches xstate too', () => {
     const child = createMachine({ id: 'c', initial: 'i', states: { i: {} } });
     const machine = setup({ actors: { child }, actions: { custom: () => undefined } }).createMachine({
