@@ -107,6 +107,7 @@ interface Plan {
   nodes: AnyStateNode[] | null;
   value: unknown;
   tags: string[];
+  scope: Scope;
   /** The snapshot methods xstate puts on every snapshot (shared functions). */
   methods: Pick<AnyMachineSnapshot, 'matches' | 'hasTag' | 'can' | 'getMeta' | 'toJSON'>;
 }
@@ -122,7 +123,11 @@ const noSpawn = (): never => {
   throw new SpawnInPlan('spawn inside an assign');
 };
 
+let lastMachine: AnyStateMachine | null = null;
+let lastPlannable = false;
+
 function isPlannable(machine: AnyStateMachine): boolean {
+  if (machine === lastMachine) return lastPlannable;
   let ok = plannable.get(machine);
   if (ok === undefined) {
     const root = machine.root as unknown as AnyStateNode;
@@ -136,6 +141,8 @@ function isPlannable(machine: AnyStateMachine): boolean {
     ok = root.output === undefined && (maxIterations === undefined || maxIterations >= 1) && plain(root);
     plannable.set(machine, ok);
   }
+  lastMachine = machine;
+  lastPlannable = ok;
   return ok;
 }
 
@@ -169,18 +176,22 @@ function fixedTransition(leaf: AnyStateNode, type: string): Transition | typeof 
   return f;
 }
 
+/** The atomic state of the last `selectTransition`. */
+let selectedLeaf: AnyStateNode = null!;
+
 /** The transition xstate's `transitionNode` selects: the first enabled one from the leaf up. */
-function selectTransition(snapshot: Snap, event: ActorEvent): { leaf: AnyStateNode; t: Transition | undefined } {
+function selectTransition(snapshot: Snap, event: ActorEvent): Transition | undefined {
   let leaf: AnyStateNode | undefined;
   for (const n of snapshot._nodes) if (n.type === 'atomic' || n.type === 'final') leaf = n;
+  selectedLeaf = leaf!;
   const f = fixedTransition(leaf!, event.type);
-  if (f === NONE) return { leaf: leaf!, t: undefined };
-  if (f) return { leaf: leaf!, t: f };
+  if (f === NONE) return undefined;
+  if (f) return f;
   for (let n = leaf; n; n = n.parent) {
     const next = n.next(snapshot, event);
-    if (next?.length) return { leaf: leaf!, t: next[0] };
+    if (next?.length) return next[0];
   }
-  return { leaf: leaf!, t: undefined };
+  return undefined;
 }
 
 /** The actions of `t` as assign steps, or null when one is a builtin other than assign. */
@@ -239,12 +250,12 @@ function learn(machine: AnyStateMachine, s: Snap, event: ActorEvent, t: Transiti
   if (!assigns) return SLOW;
   const plan: Plan = {
     unchanged: r === s, assigns, status: r.status, nodes: r._nodes === s._nodes ? null : (r._nodes.slice() as unknown as AnyStateNode[]), value: copyValue(r.value),
-    tags: [...r.tags], methods: { matches: r.matches, hasTag: r.hasTag, can: r.can, getMeta: r.getMeta, toJSON: r.toJSON },
+    tags: [...r.tags], scope: scopeOf(machine), methods: { matches: r.matches, hasTag: r.hasTag, can: r.can, getMeta: r.getMeta, toJSON: r.toJSON },
   };
   if (plan.unchanged) return assigns.length === 0 ? plan : SLOW;
   if (r.status !== 'active' && r.status !== 'done') return SLOW;
   try {
-    const mine = planned(plan, s, applyAssigns(assigns, s.context, event, scopeOf(machine))) as Snap;
+    const mine = planned(plan, s, applyAssigns(assigns, s.context, event, plan.scope)) as Snap;
     const same = Object.keys(mine).join() === Object.keys(r).join() && isDeepStrictEqual(mine, r) && mine.tags.size === r.tags.size;
     return same ? plan : SLOW;
   } catch {
@@ -275,7 +286,8 @@ function pureTransition(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, 
 function plannedTransition(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: ActorEvent): AnyMachineSnapshot {
   if (!isPlannable(machine) || event.type.startsWith('xstate.')) return xstateTransition(machine, snapshot, event);
   const s = snapshot as Snap;
-  const { leaf, t } = selectTransition(s, event);
+  const t = selectTransition(s, event);
+  const leaf = selectedLeaf;
   // No enabled transition: xstate's macrostep returns the snapshot it was given.
   if (!t) return snapshot;
   let byLeaf = plans.get(t);
@@ -293,7 +305,7 @@ function plannedTransition(machine: AnyStateMachine, snapshot: AnyMachineSnapsho
   }
   let context: unknown;
   try {
-    context = applyAssigns(plan.assigns, s.context, event, scopeOf(machine));
+    context = applyAssigns(plan.assigns, s.context, event, plan.scope);
   } catch (e) {
     // A spawn in an assign: this pair goes through xstate from now on. Other errors are the
     // assign's own, which xstate would throw as well.

@@ -44,6 +44,11 @@ export function replayActor(envelopes: Envelope[], opts: { verify?: boolean; unt
 
 /** Groups envelopes by actor, keeping each actor's order. */
 export function byActor(envelopes: Iterable<Envelope>): Map<string, Envelope[]> {
+  return new Map(groups(envelopes).map((l) => [`${l[0]!.kind}/${l[0]!.id}`, l]));
+}
+
+/** The envelopes of each actor, actors in order of their first event. */
+function groups(envelopes: Iterable<Envelope>): Envelope[][] {
   // One map of ids per kind: a `${kind}/${id}` key per event cost more than the fold of a plain event.
   const kinds = new Map<string, Map<string, Envelope[]>>();
   const order: Envelope[][] = [];
@@ -58,7 +63,7 @@ export function byActor(envelopes: Iterable<Envelope>): Map<string, Envelope[]> 
       order.push(l);
     }
   }
-  return new Map(order.map((l) => [`${l[0]!.kind}/${l[0]!.id}`, l]));
+  return order;
 }
 
 /** Reads an exported log (`colony export`): one JSON envelope per line. */
@@ -78,5 +83,5 @@ export async function readJsonl(file: string): Promise<Envelope[]> {
 
 /** Replays every actor of a set of envelopes; throws on the first violation when verifying. */
 export function replayAll(envelopes: Envelope[], opts: { verify?: boolean } = {}): ReplayResult[] {
-  return [...byActor(envelopes).values()].map((list) => replayActor(list, opts));
+  return groups(envelopes).map((list) => replayActor(list, opts));
 }
