@@ -68,8 +68,8 @@ const scopes = new WeakMap<AnyStateMachine, Scope>();
  * eventless and internal-event loops) whose outcome, for a machine of the plain kind below, is
  * fixed by the state the event leaves and the transition it takes. The transition is still chosen
  * by xstate itself (`StateNode.next`, which evaluates the guards) unless no guard can matter, so
- * only the bookkeeping is memoised; the context is still computed per event by running the transition's assigns the way
- * xstate's `resolveAssign` does.
+ * only the bookkeeping is memoised; the context is still computed per event, by running the
+ * transition's assigns the way xstate's `resolveAssign` does.
  *
  * A machine qualifies when none of its states is parallel or history, none has entry or exit
  * actions, invokes, `always` or `after` transitions, initial actions or an output, and final states
