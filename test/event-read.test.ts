@@ -12,7 +12,8 @@ import type { TestNats } from './helpers/nats.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const ACTORS = 50;
-const EVENTS = 10_000;
+// Several pull batches (4096) more than a reader buffers ahead.
+const EVENTS = 20_000;
 
 let nats: TestNats;
 let nc: NatsConnection;
@@ -23,7 +24,8 @@ beforeAll(async () => {
   nats = await startNats();
   nc = await connect({ servers: nats.url });
   journal = await Journal.open(nc, uniqueName('read'));
-  const last = new Map<string, number>();
+  // One append chain per actor (each needs its previous stream sequence), all actors at once.
+  const chains = new Map<string, Promise<number>>();
   for (let i = 0; i < EVENTS; i++) {
     const id = `2-r-${i % ACTORS}`;
     const seq = Math.floor(i / ACTORS) + 1;
@@ -31,12 +33,10 @@ beforeAll(async () => {
     const data = i % 7 === 0 ? { at: new Date(i), big: 2n ** 70n, name: 'héllo' } : { n: i, list: [i, -i, 1.5], task: i % 2 ? null : 't#1' };
     const env = { v: 1, kind: 'ref', id, seq, at: 1_700_000_000_000 + i, type: 'ref.put', from: seq === 1 ? null : 'a', to: 'a', data } as Envelope;
     written.push(env);
-    const p = journal.append(env, last.get(id) ?? 0, 'w1').then((s) => {
-      env.streamSeq = s;
-      return s;
-    });
-    last.set(id, await p);
+    chains.set(id, (chains.get(id) ?? Promise.resolve(0)).then((last) => journal.append(env, last, 'w1')).then((s) => (env.streamSeq = s)));
   }
+  await Promise.all(chains.values());
+  written.sort((a, b) => a.streamSeq! - b.streamSeq!);
 });
 
 afterAll(async () => {
@@ -61,9 +61,9 @@ describe('reading the event log', () => {
   it('a filter, a start sequence and a start time select what they say', async () => {
     const one = await journal.read('ref.2-r-7');
     expect(one).toEqual(written.filter((e) => e.id === '2-r-7'));
-    const from = written[6000]!.streamSeq!;
-    expect(await journal.read('>', { fromSeq: from })).toEqual(written.slice(6000));
-    expect(await journal.read('ref.2-r-7', { fromSeq: from })).toEqual(written.slice(6000).filter((e) => e.id === '2-r-7'));
+    const from = written[16_000]!.streamSeq!;
+    expect(await journal.read('>', { fromSeq: from })).toEqual(written.slice(16_000));
+    expect(await journal.read('ref.2-r-7', { fromSeq: from })).toEqual(written.slice(16_000).filter((e) => e.id === '2-r-7'));
     expect(await journal.read('ref.nobody')).toEqual([]);
     expect(await journal.read('>', { since: new Date(Date.now() + 60_000) })).toEqual([]);
   });
@@ -82,5 +82,19 @@ describe('reading the event log', () => {
     expect(batches).toBeGreaterThan(1);
     for await (const e of journal.iterate('>')) if (e.seq > 3) break;
     await waitFor(async () => (await consumers()) === 0, { message: 'every read consumer deleted' });
+  });
+
+  it('a read whose consumer is deleted under it goes on from where it was, nothing lost or repeated', async () => {
+    const seen: Envelope[] = [];
+    let deleted = false;
+    for await (const b of journal.batches('>')) {
+      seen.push(...b);
+      if (!deleted) {
+        deleted = true;
+        for await (const c of journal.jsm.consumers.list(journal.subjects.eventsStream)) await journal.jsm.consumers.delete(journal.subjects.eventsStream, c.name);
+      }
+    }
+    expect(seen.map((e) => e.streamSeq)).toEqual(written.map((e) => e.streamSeq));
+    expect(seen).toEqual(written);
   });
 });
