@@ -266,6 +266,8 @@ function isNotFound(e: unknown): boolean {
 
 /** Messages asked for per pull request; two requests are in flight while reading. */
 const PULL_BATCH = 4096;
+/** Without a message for this long while some are asked for, the read checks its consumer. */
+const STALL_MS = 3000;
 /** How long a pull request may wait on the server, in ns (the read ends at the end anyway). */
 const PULL_EXPIRES_NS = 30_000 * NS_PER_MS;
 
@@ -322,8 +324,38 @@ class PullRead {
     this.ackPrefix = `$JS.ACK.${j.subjects.eventsStream}.${name}.`;
     this.sub = j.nc.subscribe(this.inbox, { callback: (err, m) => (err ? this.fail(err) : this.onMsg(m)) });
     if (this.pending === 0) this.end();
-    else this.ask();
+    else {
+      this.ask();
+      this.watch(name);
+    }
     return name;
+  }
+
+  /**
+   * A pull request can vanish without an answer: sent to a consumer deleted in the meantime (the
+   * JetStream API swallows it), or lost in a reconnect. When messages are asked for and none came
+   * for a while, look at the consumer: gone, restart; there, ask again for what it still holds.
+   */
+  private watch(name: string): void {
+    let seen = this.delivered;
+    const timer = setInterval(() => {
+      if (this.ended) return clearInterval(timer);
+      if (this.delivered !== seen || this.asked <= 0) {
+        seen = this.delivered;
+        return;
+      }
+      const j = this.journal;
+      j.jsm.consumers.info(j.subjects.eventsStream, name).then((info) => {
+        if (this.ended || this.delivered !== seen) return;
+        this.pending = info.num_pending;
+        this.asked = 0;
+        if (this.pending === 0) this.end();
+        else this.ask();
+      }, (e) => {
+        if (isNotFound(e)) this.restart('the consumer was lost');
+      });
+    }, STALL_MS);
+    timer.unref();
   }
 
   /** Keeps two batches asked for, never more than the server holds. */
