@@ -1,13 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLONY_BIN } from '../adapters/cluster-manager.ts';
 import { echo, fetchAndMutate, sum, sumRef } from './fixtures/tasks.ts';
 import { startCluster } from './helpers/cluster.ts';
 import type { TestCluster } from './helpers/cluster.ts';
-import { processAlive, waitFor } from './helpers/wait.ts';
+import { canUnshare, joinFromOtherHost } from './helpers/other-host.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const BIG = 4 * 1024 * 1024; // 4M float64 = 32 MB
 
@@ -121,30 +119,19 @@ describe('big values between processes (blobs)', () => {
     await waitFor(() => blobFiles(owners()).length === 0, { message: `no blob files left (left: ${blobFiles(owners()).join(', ')})` });
   });
 
-  const canUnshare = spawnSync('unshare', ['--uts', 'true']).status === 0;
-
   it.skipIf(!canUnshare)('another host - big values travel in chunks over NATS both ways, intact, and the holder removes its file', async () => {
     const { cluster } = tc;
-    // A worker joined by hand from another UTS namespace: another host name, so another host key,
-    // so blobs go by chunk pulls even though /dev/shm is the same.
-    let child: ChildProcess | null = null;
-    const before = new Set(cluster.workers());
+    const other = await joinFromOtherHost(tc);
+    const { pid, ospid } = other;
     try {
-      child = spawn('unshare', [
-        '--uts', 'sh', '-c', 'hostname colony-elsewhere && exec "$0" "$@"', process.execPath, COLONY_BIN, 'worker',
-        '--nats', cluster.url, '--name', cluster.name, '--creds', join(tc.clusterDir, 'credentials.json'), '--grace', '10000',
-      ], { stdio: 'ignore' });
-      const pid = await waitFor(() => cluster.workers().find((p) => !before.has(p)), { timeoutMs: 30_000, message: 'the joined worker registers' });
-      const ospid = await waitFor(() => cluster.workerInfo().find((w) => w.pid === pid)?.ospid, { message: 'the joined worker has an OS pid' });
       expect(await cluster.remotecallFetch(sum, pid, big)).toBe(sumOf(big));
       const back = await cluster.remotecallFetch(echo, pid, big);
       expect(sameBytes(back, big)).toBe(true);
       const value = mixedValue();
       expectSameValue(await cluster.remotecallFetch(echo, pid, value), value);
       await waitFor(() => blobFiles([process.pid, ospid]).length === 0, { message: 'both holders remove their files once the chunks are taken' });
-      await cluster.rmprocs(pid);
     } finally {
-      if (child?.pid && processAlive(child.pid)) child.kill('SIGKILL');
+      await other.stop();
     }
   });
 });

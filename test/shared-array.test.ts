@@ -1,14 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLONY_BIN } from '../adapters/cluster-manager.ts';
 import { SharedArray, localindexes, sdata } from '../runtime/index.ts';
 import { ARRAY_TASKS_URL, fillLocal, fillStrided, markInit, sharedGet, sharedPut, sharedSlice } from './fixtures/array-tasks.ts';
 import { startCluster } from './helpers/cluster.ts';
 import type { TestCluster } from './helpers/cluster.ts';
-import { processAlive, waitFor } from './helpers/wait.ts';
+import { canUnshare, joinFromOtherHost, OTHER_HOST } from './helpers/other-host.ts';
 
 /** The manual prints column-major matrices; Julia's memory holds them column by column. */
 function columnMajor(rows: number[][]): number[] {
@@ -116,26 +112,17 @@ describe('shared arrays (the manual\'s examples, addprocs(3))', () => {
     expect(existsSync(file)).toBe(false);
   });
 
-  const canUnshare = spawnSync('unshare', ['--uts', 'true']).status === 0;
-
   it.skipIf(!canUnshare)('a pid on another host gets a clear error', async () => {
     const { cluster } = tc;
-    // A worker joined by hand from another UTS namespace: another host name, so another host key.
-    let child: ChildProcess | null = null;
-    const before = new Set(cluster.workers());
+    const other = await joinFromOtherHost(tc);
+    const { pid } = other;
     try {
-      child = spawn('unshare', [
-        '--uts', 'sh', '-c', 'hostname colony-elsewhere && exec "$0" "$@"', process.execPath, COLONY_BIN, 'worker',
-        '--nats', cluster.url, '--name', cluster.name, '--creds', join(tc.clusterDir, 'credentials.json'), '--grace', '10000',
-      ], { stdio: 'ignore' });
-      const pid = await waitFor(() => cluster.workers().find((p) => !before.has(p)), { timeoutMs: 30_000, message: 'the joined worker registers' });
       const err = await cluster.sharedArray(Int32Array, [4], { pids: [2, pid] }).catch((e: Error) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).name).toBe('InvalidArgumentError');
-      expect((err as Error).message).toMatch(new RegExp(`pid ${pid} on 'colony-elsewhere' is not on '.+' with pid 2`));
-      await cluster.rmprocs(pid);
+      expect((err as Error).message).toMatch(new RegExp(`pid ${pid} on '${OTHER_HOST}' is not on '.+' with pid 2`));
     } finally {
-      if (child?.pid && processAlive(child.pid)) child.kill('SIGKILL');
+      await other.stop();
     }
   });
 });
