@@ -1,5 +1,4 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echo, fetchAndMutate, sum, sumRef } from './fixtures/tasks.ts';
 import { startCluster } from './helpers/cluster.ts';
