@@ -126,10 +126,10 @@ export async function statusCommand(args: string[]): Promise<void> {
   const interval = Number(values.interval ?? 1000);
   const render = async () => {
     const rows: string[] = [];
-    const keys = await t.journal.kv.keys();
+    const keys = await t.journal.stateKeys();
     const counts = new Map<string, Map<string, number>>();
     const workers: { pid: number; host: string; state: string }[] = [];
-    for await (const k of keys) {
+    for (const k of keys) {
       const [kind] = k.split('.');
       const snap = await t.journal.snapshot(kind as ActorKind, k.slice(kind!.length + 1));
       if (!snap) continue;

@@ -34,11 +34,15 @@ export const DEFAULT_MAX_BYTES = 1024 ** 3;
 
 const NS_PER_MS = 1_000_000;
 
+const UTF8 = new TextDecoder();
+
 export class Journal {
   readonly subjects: Subjects;
   private failures: Error[] = [];
   private acks: Requester | null = null;
-  private inflight = new Set<Promise<unknown>>();
+  private inflight = 0;
+  /** Flushes waiting for `inflight` to reach 0. */
+  private drained: (() => void)[] = [];
 
   private constructor(
     readonly nc: NatsConnection,
@@ -104,7 +108,7 @@ export class Journal {
     h.set('Nats-Msg-Id', `${env.kind}.${env.id}.${env.seq}.${writer}`);
     h.set('Nats-Expected-Last-Subject-Sequence', String(expectLast));
     const data = encode(env);
-    const what = `${env.kind}/${env.id}: append of event #${env.seq} '${env.type}'`;
+    const what = () => `${env.kind}/${env.id}: append of event #${env.seq} '${env.type}'`;
     let lastErr = '';
     // Retries cover a leader election (no responders for a few seconds) and lost acks; the msgID
     // makes a retried append land once.
@@ -113,7 +117,7 @@ export class Journal {
       try {
         reply = await this.acks.request(0, subject, data, 10_000, { headers: h, keep503: true });
       } catch (e) {
-        if (!(e instanceof TimeoutError)) throw new JournalAppendError(`${what} failed: ${(e as Error).message}`, { cause: e });
+        if (!(e instanceof TimeoutError)) throw new JournalAppendError(`${what()} failed: ${(e as Error).message}`, { cause: e });
         lastErr = 'no ack within 10 s';
         continue;
       }
@@ -122,12 +126,12 @@ export class Journal {
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
         continue;
       }
-      const ack = JSON.parse(new TextDecoder().decode(reply.data)) as { seq?: number; duplicate?: boolean; error?: { code: number; err_code?: number; description: string } };
+      const ack = JSON.parse(UTF8.decode(reply.data)) as { seq?: number; duplicate?: boolean; error?: { code: number; err_code?: number; description: string } };
       if (ack.error) {
         if (ack.error.err_code === 10071) {
           throw new JournalConflictError(`${env.kind}/${env.id}: another writer appended first (event #${env.seq} '${env.type}' refused: ${ack.error.description})`);
         }
-        throw new JournalAppendError(`${what} failed: ${ack.error.description}`);
+        throw new JournalAppendError(`${what()} failed: ${ack.error.description}`);
       }
       // A duplicate on the first try means this msgID was stored by someone else: a second writer.
       if (ack.duplicate && attempt === 0) {
@@ -135,24 +139,36 @@ export class Journal {
       }
       return ack.seq!;
     }
-    throw new JournalAppendError(`${what} failed: ${lastErr}`);
+    throw new JournalAppendError(`${what()} failed: ${lastErr}`);
   }
 
   /** Tracks a background append so `flush()` waits for it and reports its failure. */
   track<T>(p: Promise<T>): Promise<T> {
-    const tracked = p.catch((e) => {
-      this.failures.push(e as Error);
-      throw e;
-    });
-    const settle = tracked.then(() => undefined, () => undefined);
-    this.inflight.add(settle);
-    void settle.then(() => this.inflight.delete(settle));
-    return tracked;
+    // A count, not a set of promises: appends are the hottest path of all.
+    this.inflight++;
+    return p.then(
+      (v) => {
+        this.settled();
+        return v;
+      },
+      (e) => {
+        this.failures.push(e as Error);
+        this.settled();
+        throw e;
+      },
+    );
+  }
+
+  private settled(): void {
+    if (--this.inflight > 0) return;
+    const waiting = this.drained;
+    this.drained = [];
+    for (const wake of waiting) wake();
   }
 
   /** Waits for every pending append; throws if any was lost since the last flush. */
   async flush(): Promise<void> {
-    while (this.inflight.size) await Promise.all([...this.inflight]);
+    while (this.inflight > 0) await new Promise<void>((r) => this.drained.push(r));
     if (this.failures.length) {
       const f = this.failures;
       this.failures = [];
@@ -162,7 +178,7 @@ export class Journal {
 
   /** Appends waiting for their ack. */
   get pending(): number {
-    return this.inflight.size;
+    return this.inflight;
   }
 
   /** The last stored envelope of an actor, or null. */
@@ -226,6 +242,22 @@ export class Journal {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.jsm.consumers.add(this.subjects.eventsStream, { ...config });
+      } catch (e) {
+        if (attempt >= 4 || (e as Error)?.name !== 'TimeoutError') throw e;
+      }
+    }
+  }
+
+  /**
+   * The keys of the state bucket matching `filter`. Listing them creates a consumer, which can
+   * time out while a replica is down (nats-server#7165 on 2.9): retried like the event reads.
+   */
+  async stateKeys(filter = '>'): Promise<string[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out: string[] = [];
+        for await (const k of await this.kv.keys(filter)) out.push(k);
+        return out;
       } catch (e) {
         if (attempt >= 4 || (e as Error)?.name !== 'TimeoutError') throw e;
       }

@@ -86,8 +86,7 @@ export class WorkerRegistry {
 
   /** Starts serving registrations and heartbeats; pids continue after the highest in the log. */
   async start(): Promise<void> {
-    const keys = await this.host.journal.kv.keys('worker.*');
-    for await (const k of keys) this.nextPid = Math.max(this.nextPid, Number(k.slice(7)) + 1);
+    for (const k of await this.host.journal.stateKeys('worker.*')) this.nextPid = Math.max(this.nextPid, Number(k.slice(7)) + 1);
     this.subs.push(
       this.nc.subscribe(this.s.register, { callback: (_e, m) => void this.onRegister(m) }),
       this.nc.subscribe(this.s.ready, { callback: (_e, m) => void this.onWorkerReady(m) }),
@@ -114,8 +113,7 @@ export class WorkerRegistry {
    */
   async adopt(): Promise<number[]> {
     const pids: number[] = [];
-    const keys = await this.host.journal.kv.keys('worker.*');
-    for await (const k of keys) pids.push(Number(k.slice(7)));
+    for (const k of await this.host.journal.stateKeys('worker.*')) pids.push(Number(k.slice(7)));
     const adopted: number[] = [];
     await Promise.all(pids.sort((a, b) => a - b).map(async (pid) => {
       const actor = await this.host.restore('worker', String(pid), { verify: false });
