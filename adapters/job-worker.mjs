@@ -10,6 +10,7 @@
 // was cancelled), the job ends at once. Credentials come from COLONY_NATS_USER/PASSWORD.
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { connect } from '@nats-io/transport-node';
 
 const argv = process.argv.slice(2);
@@ -43,7 +44,11 @@ const nc = await connect({
 });
 
 // Load the worker's code while the announcement is in flight: most of a worker's start is
-// module loading, and the manager's answer needs none of it.
+// module loading, and the manager's answer needs none of it. Its heartbeat thread starts too, as
+// runtime/colony.mjs does it.
+const hb = new Worker(new URL('../runtime/heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
+hb.unref();
+globalThis[Symbol.for('colony.heartbeatThread')] = hb;
 const loading = (async () => {
   const { register } = await import('tsx/esm/api');
   register();

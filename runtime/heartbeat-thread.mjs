@@ -5,18 +5,30 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { connect } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 
-const { url, user, password, name, pid, hbMs, graceMs, stats } = workerData;
+// Started as early as possible (by runtime/colony.mjs, before the main thread loads the runtime),
+// so its own start-up overlaps the main thread's. It learns where to connect from the `connect`
+// message (or workerData), and its pid and heartbeat settings from the `start` message.
+const nextMessage = (type) => new Promise((resolve) => {
+  const on = (m) => {
+    if (m?.type !== type) return;
+    parentPort.off('message', on);
+    resolve(m);
+  };
+  parentPort.on('message', on);
+});
+const { url, user, password, name } = workerData?.url ? workerData : await nextMessage('connect');
 // The same settings as runtime/codec.ts: records for objects, msgpack maps for Maps.
 const packr = new Packr({ moreTypes: true, useRecords: true, mapsAsObjects: false });
 const pack = (v) => packr.pack(v);
 const unpack = (b) => packr.unpack(b);
-const counters = new Int32Array(stats);
 // TLS as in runtime/connection.ts (tlsOptions): the thread shares the process environment.
 const env = process.env;
 const tls = env.COLONY_NATS_CA || env.COLONY_NATS_CERT
   ? { ...(env.COLONY_NATS_CA ? { caFile: env.COLONY_NATS_CA } : {}), ...(env.COLONY_NATS_CERT ? { certFile: env.COLONY_NATS_CERT, keyFile: env.COLONY_NATS_KEY } : {}) }
   : undefined;
-const nc = await connect({ tls, servers: url.split(','), user, pass: password, name: `colony-hb-${name}-${pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+const nc = await connect({ tls, servers: url.split(','), user, pass: password, name: `colony-hb-${name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+const { pid, hbMs, graceMs, stats } = await nextMessage('start');
+const counters = new Int32Array(stats);
 let lastDriver = Date.now();
 let gone = false;
 let status = { task: null, refs: {} };

@@ -39,6 +39,9 @@ export interface Registration {
 
 export const DEFAULT_GRACE_MS = 30_000;
 
+/** Where runtime/colony.mjs leaves the heartbeat thread it started early (a global symbol). */
+const HEARTBEAT_THREAD = Symbol.for('colony.heartbeatThread');
+
 async function register(nc: NatsConnection, name: string, token: string, graceMs: number): Promise<Registration> {
   const s = subjects(name);
   const deadline = Date.now() + graceMs;
@@ -61,8 +64,27 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const name = checkClusterName(opts.name);
   const s = subjects(name);
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-  const nc = await connectNats(opts, `colony-worker-${name}`);
-  const reg = await register(nc, name, opts.token, graceMs);
+  // The heartbeat thread boots (imports, its own connection) while this one loads and registers:
+  // `colony worker` started it before loading the runtime (runtime/colony.mjs).
+  const early = (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
+  delete (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
+  const hb = early ?? new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
+  hb.unref();
+  hb.postMessage({ type: 'connect', url: opts.url, user: opts.user, password: opts.password, name });
+  const hbUp = new Promise<void>((resolve, reject) => {
+    hb.on('message', (m: { type: string }) => { if (m.type === 'up') resolve(); });
+    hb.once('error', reject);
+  });
+  hbUp.catch(() => undefined); // awaited below, once registered
+  let nc: NatsConnection;
+  let reg: Registration;
+  try {
+    nc = await connectNats(opts, `colony-worker-${name}`);
+    reg = await register(nc, name, opts.token, graceMs);
+  } catch (e) {
+    await hb.terminate();
+    throw e;
+  }
   const pid = reg.pid;
   setMyid(pid);
   const nonce = randomBytes(4).toString('hex');
@@ -85,15 +107,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   // [running, completed, interrupts seen]: read by the heartbeat thread while this one may be busy.
   const stats = new SharedArrayBuffer(12);
   const counters = new Int32Array(stats);
-  const hb = new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), {
-    workerData: { url: opts.url, user: opts.user, password: opts.password, name, pid, hbMs: reg.hbMs, graceMs: reg.graceMs, stats },
-    execArgv: [],
-  });
-  hb.unref();
-  const hbUp = new Promise<void>((resolve, reject) => {
-    hb.on('message', (m: { type: string }) => { if (m.type === 'up') resolve(); });
-    hb.once('error', reject);
-  });
+  hb.postMessage({ type: 'start', pid, hbMs: reg.hbMs, graceMs: reg.graceMs, stats });
 
   const exit = async (code: number, why: string) => {
     if (exiting) return;
