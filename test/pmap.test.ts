@@ -10,10 +10,10 @@ import { busy, failOdd, lasting, lookup, marked, markedAsync, PMAP_TASKS_URL, sl
 import { uniqueName } from './helpers/nats.ts';
 import { processAlive, waitFor } from './helpers/wait.ts';
 
-/** A real 2-worker cluster in a fresh temp dir, with the pmap tasks loaded. */
-async function startCluster(): Promise<{ cluster: Cluster; close: () => Promise<void> }> {
+/** A real cluster (2 workers unless told) in a fresh temp dir, with the pmap tasks loaded. */
+async function startCluster(workers = 2): Promise<{ cluster: Cluster; close: () => Promise<void> }> {
   const stateDir = await mkdtemp(join(tmpdir(), 'colony-pmap-'));
-  const cluster = await Cluster.start({ workers: 2, stateDir, workerOutput: 'ignore', graceMs: 10_000 });
+  const cluster = await Cluster.start({ workers, stateDir, workerOutput: 'ignore', graceMs: 10_000 });
   await cluster.everywhere(PMAP_TASKS_URL);
   return {
     cluster,
@@ -322,15 +322,11 @@ describe('pmap on a growing pool', () => {
   let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'colony-pmap-grow-'));
-    cluster = await Cluster.start({ workers: 1, stateDir, workerOutput: 'ignore', graceMs: 10_000 });
-    await cluster.everywhere(PMAP_TASKS_URL);
-    close = async () => {
-      await cluster.close();
-      await rm(stateDir, { recursive: true, force: true });
-    };
+    ({ cluster, close } = await startCluster(1));
   });
-  afterAll(async () => close?.());
+  afterAll(async () => {
+    await close?.();
+  });
 
   it('pmap - a worker added mid-map gets the shared data and takes items; a map given workers keeps to them', async () => {
     const dir = await markerDir();
