@@ -1,13 +1,14 @@
 // The worker's heartbeat thread. It has its own NATS connection, so heartbeats go out and
 // interrupts come in while the main thread is busy in a long synchronous task.
 // Plain JavaScript on purpose: a thread starts faster without the TypeScript loader.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { connect } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 
 // Started as early as possible (by runtime/colony.mjs, before the main thread loads the runtime),
 // so its own start-up overlaps the main thread's. It learns where to connect from the `connect`
-// message (or workerData), and its pid and heartbeat settings from the `start` message.
+// message, and its pid and heartbeat settings from the `start` message (messages posted before
+// a listener is attached wait in the port).
 const nextMessage = (type) => new Promise((resolve) => {
   const on = (m) => {
     if (m?.type !== type) return;
@@ -16,7 +17,7 @@ const nextMessage = (type) => new Promise((resolve) => {
   };
   parentPort.on('message', on);
 });
-const { url, user, password, name } = workerData?.url ? workerData : await nextMessage('connect');
+const { url, user, password, name } = await nextMessage('connect');
 // The same settings as runtime/codec.ts: records for objects, msgpack maps for Maps.
 const packr = new Packr({ moreTypes: true, useRecords: true, mapsAsObjects: false });
 const pack = (v) => packr.pack(v);
