@@ -95,6 +95,8 @@ describe('ScyldManager (against a fake bpsh/bpstat)', () => {
       expect(processesWith(scyld.params!.env.COLONY_NATS_PASSWORD!)).toEqual([]);
       await cluster.rmprocs(pids);
       for (const w of where) expect(processAlive(w.ospid)).toBe(false);
+      // The manager records each unit's end when it sees its bpsh exit, which may come just after rmprocs.
+      await waitFor(async () => (await adapterEvents(cluster, scyld.id)).filter((e) => e.type === 'adapter.exited').length === 3, { message: 'adapter.exited x3' });
       const h = await adapterEvents(cluster, scyld.id);
       expect(h.at(-1)).toMatchObject({ type: 'adapter.exited', to: 'exited' });
     } finally {
