@@ -35,8 +35,12 @@ export class EventLog {
     return iterable;
   }
 
-  /** Stored envelopes matching `filter`, in order. */
-  history(filter = '>', opts: HistoryOptions = {}): Promise<Envelope[]> {
+  /**
+   * Stored envelopes matching `filter`, in order. This process's own appends still in flight are
+   * waited for first, so its history includes what it has just done.
+   */
+  async history(filter = '>', opts: HistoryOptions = {}): Promise<Envelope[]> {
+    await this.journal.settle();
     const since = opts.since;
     return this.journal.read(filter, typeof since === 'number' ? { fromSeq: since } : since instanceof Date ? { since } : {});
   }

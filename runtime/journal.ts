@@ -166,6 +166,11 @@ export class Journal {
     for (const wake of waiting) wake();
   }
 
+  /** Waits until no append of this process is in flight; failures are left for `flush()` to report. */
+  async settle(): Promise<void> {
+    while (this.inflight > 0) await new Promise<void>((r) => this.drained.push(r));
+  }
+
   /** Waits for every pending append; throws if any was lost since the last flush. */
   async flush(): Promise<void> {
     while (this.inflight > 0) await new Promise<void>((r) => this.drained.push(r));
