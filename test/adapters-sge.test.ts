@@ -2,136 +2,29 @@
  * SGEManager against a real Grid Engine on this machine (test/schedulers/start-sge.sh; .ci/run
  * starts it). Skipped with a printed reason when Grid Engine is down, except in CI, where that fails.
  */
-import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SGEManager } from '../adapters/sge-manager.ts';
 import { run } from '../adapters/shell-scheduler.ts';
-import { whereAmI } from './fixtures/adapter-tasks.ts';
-import { startCluster } from './helpers/cluster.ts';
-import type { TestCluster } from './helpers/cluster.ts';
-import { waitFor } from './helpers/wait.ts';
+import { describeBatchScheduler } from './schedulers/batch-suite.ts';
 import { sgeGate } from './schedulers/gate.ts';
-import { ADAPTER_TASKS, adapterEvents, processesWith, spy } from './schedulers/story.ts';
 
-const gate = await sgeGate();
-
-/** Job ids Grid Engine still lists (running, pending or in error). */
-async function queueIds(): Promise<string[]> {
-  const { stdout } = await run(['qstat', '-xml']);
-  return [...stdout.matchAll(/<JB_job_number>(\d+)<\/JB_job_number>/g)].map((m) => m[1]!);
-}
-
-describe.runIf(gate.run)('SGEManager (real Grid Engine)', () => {
-  let tc: TestCluster;
-  beforeAll(async () => {
-    tc = await startCluster({ workers: 0 });
-    await tc.cluster.everywhere(ADAPTER_TASKS);
-  });
-  afterAll(async () => {
-    await tc?.close();
-  });
-
-  it('Grid Engine is up', () => {
-    expect(gate.up, gate.reason).toBe(true);
-  });
-
-  it('addprocs - an array job of 2 workers comes up, answers calls, and leaves qstat on rmprocs', async () => {
-    const { cluster } = tc;
-    const sge = spy(new SGEManager({ queue: 'all.q', walltime: 600, jobDir: join(tc.stateDir, 'jobs') }));
-    const pids = await cluster.addprocs(sge, { count: 2 });
-    expect(pids).toHaveLength(2);
-    const jobId = sge.configs[0]!.schedulerJobId!.split('.')[0]!;
-    expect(sge.configs.map((c) => c.schedulerJobId).sort()).toEqual([`${jobId}.1`, `${jobId}.2`]);
-
-    const where = await Promise.all(pids.map((p) => cluster.remotecallFetch(whereAmI, p)));
-    expect(where.map((w) => w.pid)).toEqual(pids);
-    for (const w of where) {
-      expect(w.sgeJob).toBe(jobId);
-      expect(w.hasPassword).toBe(true);
-    }
-    // The password reached the workers' environment, but no command line.
-    const password = sge.params!.env.COLONY_NATS_PASSWORD!;
-    expect(password.length).toBeGreaterThan(8);
-    expect(processesWith(password)).toEqual([]);
-    // Its file is gone once every task has started.
-    const jobs = join(tc.stateDir, 'jobs');
-    await waitFor(async () => !(await readdir(jobs)).some((d) => existsSync(join(jobs, d, 'env'))), { message: 'env file removed' });
-
-    await cluster.rmprocs(pids);
-    await waitFor(async () => !(await queueIds()).includes(jobId), { timeoutMs: 30_000, message: `job ${jobId} to leave qstat` });
-    await waitFor(async () => (await adapterEvents(cluster, sge.id)).filter((e) => e.type === 'adapter.exited').length === 2, { message: 'adapter.exited x2' });
-    const h = await adapterEvents(cluster, sge.id);
-    expect(h.map((e) => e.type)).toEqual(['adapter.requested', 'adapter.queued', 'adapter.started', 'adapter.started', 'adapter.exited', 'adapter.exited']);
-    expect(h[1]!.data).toMatchObject({ jobId, units: [`${jobId}.1`, `${jobId}.2`] });
-    expect(h.map((e) => e.to)).toEqual(['submitting', 'queued', 'running', 'running', 'running', 'exited']);
-    expect(sge.liveUnits()).toEqual([]);
-  });
-
-  it('addprocs - a held job waits past the start timeout without failing, then comes in when released', async () => {
-    await using local = await startCluster({ workers: 1, workerStartTimeoutMs: 4000 });
-    const { cluster } = local;
-    await cluster.everywhere(ADAPTER_TASKS);
-    const sge = spy(new SGEManager({ qsubFlags: ['-h'], jobDir: join(local.stateDir, 'jobs') }));
-    const pending = cluster.addprocs(sge, { count: 1 });
-    let settled = false;
-    void pending.then(() => (settled = true), () => (settled = true));
-    const jobId = await waitFor(async () => (await adapterEvents(cluster, sge.id)).find((e) => e.type === 'adapter.queued')?.data.jobId as string, { message: 'job queued' });
-    const queuedAt = Date.now();
-    // The driver is not blocked: the local worker answers while the job waits.
-    expect((await cluster.remotecallFetch(whereAmI, 2)).pid).toBe(2);
-    // Twice the start timeout passes with the job held in the queue, and nothing fails.
-    await waitFor(() => Date.now() - queuedAt > 8000, { timeoutMs: 15_000, message: 'two start timeouts to pass' });
-    expect(settled).toBe(false);
-    expect(await queueIds()).toContain(jobId);
+describeBatchScheduler({
+  title: 'SGEManager (real Grid Engine)',
+  scheduler: 'Grid Engine',
+  gate: await sgeGate(),
+  manager: 'sge',
+  make: (opts) => new SGEManager(opts),
+  placed: { queue: 'all.q', walltime: 600 },
+  held: { qsubFlags: ['-h'] },
+  bad: { what: 'queue', opts: { queue: 'nosuch.q' }, stderr: /unknown queue "nosuch.q"/, short: /unknown queue/ },
+  tools: { submit: 'qsub', list: 'qstat', cancel: 'qdel' },
+  taskSep: '.',
+  jobOf: (w) => w.sgeJob,
+  // Job ids Grid Engine still lists (running, pending or in error).
+  queueIds: async () => {
+    const { stdout } = await run(['qstat', '-xml']);
+    return [...stdout.matchAll(/<JB_job_number>(\d+)<\/JB_job_number>/g)].map((m) => m[1]!);
+  },
+  release: async (jobId) => {
     await run(['qrls', jobId]);
-    const [pid] = await pending;
-    expect((await cluster.remotecallFetch(whereAmI, pid!)).sgeJob).toBe(jobId);
-    await cluster.rmprocs([pid!]);
-    await waitFor(async () => !(await queueIds()).includes(jobId), { timeoutMs: 30_000, message: `job ${jobId} to leave qstat` });
-  });
-
-  it('close - a job still waiting in the queue is cancelled (qdel)', async () => {
-    const local = await startCluster({ workers: 0 });
-    const sge = new SGEManager({ qsubFlags: ['-h'], jobDir: join(local.stateDir, 'jobs') });
-    const pending = local.cluster.addprocs(sge, { count: 2 });
-    pending.catch(() => undefined);
-    const jobId = await waitFor(async () => (await adapterEvents(local.cluster, sge.id)).find((e) => e.type === 'adapter.queued')?.data.jobId as string, { message: 'job queued' });
-    expect(await queueIds()).toContain(jobId);
-    await local.close();
-    await waitFor(async () => !(await queueIds()).includes(jobId), { timeoutMs: 30_000, message: `job ${jobId} to be cancelled` });
-    await expect(pending).rejects.toMatchObject({ name: 'LaunchError' });
-  });
-
-  it('addprocs - an unknown queue gives a LaunchError with qsub\'s exit code and stderr, recorded as adapter.failed', async () => {
-    const { cluster } = tc;
-    const sge = new SGEManager({ queue: 'nosuch.q', jobDir: join(tc.stateDir, 'jobs') });
-    const err = await cluster.addprocs(sge, { count: 2 }).then(() => null, (e: Error & Record<string, unknown>) => e);
-    expect(err).toMatchObject({ name: 'LaunchError', manager: 'sge', code: 1 });
-    expect(err!.stderr).toMatch(/unknown queue "nosuch.q"/);
-    const h = await adapterEvents(cluster, sge.id);
-    expect(h.map((e) => `${e.type}:${e.to}`)).toEqual(['adapter.requested:submitting', 'adapter.failed:failed']);
-    expect(h[1]!.data).toMatchObject({ code: 1, stderr: expect.stringMatching(/unknown queue/) });
-  });
-
-  it('addprocs - a job that runs but never starts its worker is cancelled (qdel) after announceTimeoutMs', async () => {
-    const { cluster } = tc;
-    const sge = new SGEManager({ prologue: ['echo stuck in the prologue >&2', 'exec sleep 600'], announceTimeoutMs: 2000, jobDir: join(tc.stateDir, 'jobs') });
-    const err = await cluster.addprocs(sge, { count: 1 }).then(() => null, (e: Error & Record<string, unknown>) => e);
-    expect(err).toMatchObject({ name: 'LaunchError', manager: 'sge' });
-    expect(err!.message).toMatch(/without its worker starting/);
-    expect(err!.stderr).toMatch(/stuck in the prologue/);
-    const jobId = String((await adapterEvents(cluster, sge.id)).find((e) => e.type === 'adapter.queued')!.data.jobId);
-    await waitFor(async () => !(await queueIds()).includes(jobId), { timeoutMs: 30_000, message: `job ${jobId} to leave qstat` });
-  });
-
-  it('addprocs - a job whose worker cannot start fails the launch with the job\'s stderr', async () => {
-    const { cluster } = tc;
-    const sge = new SGEManager({ exename: '/nonexistent/node', jobDir: join(tc.stateDir, 'jobs') });
-    const err = await cluster.addprocs(sge, { count: 1 }).then(() => null, (e: Error & Record<string, unknown>) => e);
-    expect(err).toMatchObject({ name: 'LaunchError', manager: 'sge' });
-    expect(err!.stderr).toMatch(/\/nonexistent\/node: No such file or directory/);
-    expect(err!.message).toMatch(/ended before its worker registered/);
-  });
+  },
 });
