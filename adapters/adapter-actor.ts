@@ -15,9 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { AdapterEvent } from '../actors/index.ts';
-import { ActorHost } from '../runtime/actor-host.ts';
-import type { HostedActor } from '../runtime/actor-host.ts';
-import { Journal } from '../runtime/journal.ts';
+import { ActorHost } from '../runtime/log/actor-host.ts';
+import type { HostedActor } from '../runtime/log/actor-host.ts';
+import { Journal } from '../runtime/log/journal.ts';
 import type { LaunchParams } from './cluster-manager.ts';
 
 /** What a starting job says on the announce subject. */

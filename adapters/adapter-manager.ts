@@ -16,7 +16,7 @@
  */
 import { adapterEvents } from '../actors/index.ts';
 import type { AdapterEvent } from '../actors/index.ts';
-import { InvalidArgumentError, LaunchError } from '../runtime/errors.ts';
+import { InvalidArgumentError, LaunchError } from '../runtime/transport/errors.ts';
 import { AdapterSession, ADAPTER_ID, newAdapterId } from './adapter-actor.ts';
 import type { AnnounceReply, Announcement } from './adapter-actor.ts';
 import type { ClusterManager, LaunchParams, ManageOp, WorkerConfig } from './cluster-manager.ts';

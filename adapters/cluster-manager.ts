@@ -76,4 +76,4 @@ export interface ClusterManager {
 }
 
 /** The script that runs `colony <command>` (it registers the TypeScript loader first). */
-export const COLONY_BIN = fileURLToPath(new URL('../runtime/colony.mjs', import.meta.url));
+export const COLONY_BIN = fileURLToPath(new URL('../runtime/cli/colony.mjs', import.meta.url));

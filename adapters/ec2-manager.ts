@@ -14,9 +14,10 @@
  *   subnetId: 'subnet-1', keyName: 'ops', tags: { team: 'climate' }, natsUrl: 'tls://nats.example.org:4222' });
  * await cluster.addprocs(ec2, { count: 4 });
  */
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
-import { InvalidArgumentError, LaunchError } from '../runtime/errors.ts';
+import { InvalidArgumentError, LaunchError } from '../runtime/transport/errors.ts';
 import { AdapterManager } from './adapter-manager.ts';
 import type { AdapterManagerOptions, Launch, Unit } from './adapter-manager.ts';
 import { announceSubject } from './adapter-actor.ts';
@@ -54,7 +55,8 @@ export interface EC2ManagerOptions extends AdapterManagerOptions {
 }
 
 /** This Colony install's root directory. */
-const COLONY_ROOT = dirname(dirname(COLONY_BIN));
+/** The package's root: the folder of package.json, whatever runs (sources or dist/). */
+const COLONY_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const STATE_PENDING = new Set(['pending']);
 const STATE_RUNNING = new Set(['running']);

@@ -45,14 +45,14 @@ const nc = await connect({
 
 // Load the worker's code while the announcement is in flight: most of a worker's start is
 // module loading, and the manager's answer needs none of it. Its heartbeat thread starts too, as
-// runtime/colony.mjs does it.
-const hb = new Worker(new URL('../runtime/heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
+// runtime/cli/colony.mjs does it.
+const hb = new Worker(new URL('../runtime/process/heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
 hb.unref();
 globalThis[Symbol.for('colony.heartbeatThread')] = hb;
 const loading = (async () => {
   const { register } = await import('tsx/esm/api');
   register();
-  return import('../runtime/cli.ts');
+  return import('../runtime/cli/cli.ts');
 })();
 loading.catch(() => undefined);
 
@@ -78,7 +78,7 @@ if (!reply.go) {
   process.exit(0);
 }
 
-// Become `colony worker`, as runtime/colony.mjs would.
-process.argv = [process.argv[0], fileURLToPath(new URL('../runtime/colony.mjs', import.meta.url)), ...workerArgs];
+// Become `colony worker`, as runtime/cli/colony.mjs would.
+process.argv = [process.argv[0], fileURLToPath(new URL('../runtime/cli/colony.mjs', import.meta.url)), ...workerArgs];
 const { main } = await loading;
 await main(workerArgs);

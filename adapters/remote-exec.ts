@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { ColonyError, LaunchError } from '../runtime/errors.ts';
+import { ColonyError, LaunchError } from '../runtime/transport/errors.ts';
 import { AdapterManager } from './adapter-manager.ts';
 import type { AdapterManagerOptions, Launch, Unit } from './adapter-manager.ts';
 import type { WorkerConfig } from './cluster-manager.ts';

@@ -6,7 +6,7 @@
  * @example
  * await cluster.addprocs(new ScyldManager(), { count: 8 });   // round-robin over the up nodes
  */
-import { LaunchError } from '../runtime/errors.ts';
+import { LaunchError } from '../runtime/transport/errors.ts';
 import { RemoteExecManager } from './remote-exec.ts';
 import type { Placement, RemoteExecOptions } from './remote-exec.ts';
 import { expandTaskList, run } from './shell-scheduler.ts';

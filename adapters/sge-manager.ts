@@ -7,7 +7,7 @@
  * const sge = new SGEManager({ queue: 'all.q', walltime: '01:00:00', resources: { h_vmem: '2G' } });
  * const pids = await cluster.addprocs(sge, { count: 4 });
  */
-import { InvalidArgumentError } from '../runtime/errors.ts';
+import { InvalidArgumentError } from '../runtime/transport/errors.ts';
 import { expandTaskList, SchedulerCommandError, ShellScheduler } from './shell-scheduler.ts';
 import type { JobSpec, ShellSchedulerOptions, UnitStatus } from './shell-scheduler.ts';
 

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ColonyError } from '../runtime/errors.ts';
+import { ColonyError } from '../runtime/transport/errors.ts';
 import { AdapterManager } from './adapter-manager.ts';
 import type { AdapterManagerOptions, Launch, Unit } from './adapter-manager.ts';
 import { announceSubject } from './adapter-actor.ts';

@@ -29,7 +29,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import { ColonyError, InvalidArgumentError } from '../runtime/errors.ts';
+import { ColonyError, InvalidArgumentError } from '../runtime/transport/errors.ts';
 import type { ClusterManager } from './cluster-manager.ts';
 
 /** The YAML parser, loaded on first use: every program that imports 'colony' would pay ~40 ms for it. */

@@ -7,7 +7,7 @@
  * const ssh = new SSHManager({ machines: ['node1', 'alice@node2:2222', { host: 'node3', count: 4 }] });
  * await cluster.addprocs(ssh, { count: 6 });   // node1, node2, node3 x4
  */
-import { InvalidArgumentError } from '../runtime/errors.ts';
+import { InvalidArgumentError } from '../runtime/transport/errors.ts';
 import type { Unit } from './adapter-manager.ts';
 import type { WorkerConfig } from './cluster-manager.ts';
 import { DEFAULT_MAX_PARALLEL, RemoteExecManager } from './remote-exec.ts';

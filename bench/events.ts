@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { refEvents } from '../actors/index.ts';
-import { ActorHost } from '../runtime/actor-host.ts';
-import { connectNats } from '../runtime/connection.ts';
-import { toJsonLine } from '../runtime/event-format.ts';
-import { Journal } from '../runtime/journal.ts';
-import { NatsServer } from '../runtime/nats-server.ts';
-import { readJsonl, replayAll } from '../runtime/replay.ts';
+import { ActorHost } from '../runtime/log/actor-host.ts';
+import { connectNats } from '../runtime/transport/connection.ts';
+import { toJsonLine } from '../runtime/log/event-format.ts';
+import { Journal } from '../runtime/log/journal.ts';
+import { NatsServer } from '../runtime/transport/nats-server.ts';
+import { readJsonl, replayAll } from '../runtime/log/replay.ts';
 import { Cluster } from '../runtime/index.ts';
 
 type Emit = (line: Record<string, unknown>) => void;

@@ -18,10 +18,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cluster } from 'colony';
 import { refEvents } from '../actors/index.ts';
-import { ActorHost } from '../runtime/actor-host.ts';
-import { connectNats } from '../runtime/connection.ts';
-import { Journal } from '../runtime/journal.ts';
-import { NatsServer } from '../runtime/nats-server.ts';
+import { ActorHost } from '../runtime/log/actor-host.ts';
+import { connectNats } from '../runtime/transport/connection.ts';
+import { Journal } from '../runtime/log/journal.ts';
+import { NatsServer } from '../runtime/transport/nats-server.ts';
 import { checksum, echo, iota, iotaSum } from './tasks.ts';
 
 const TASKS = new URL('./tasks.ts', import.meta.url);

@@ -9,4 +9,4 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   npm ci --omit=dev --no-audit --no-fund
   echo "$want" >"$stamp"
 fi
-exec node runtime/colony.mjs worker "$@"
+exec node runtime/cli/colony.mjs worker "$@"

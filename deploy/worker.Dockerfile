@@ -7,4 +7,4 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
-ENTRYPOINT ["node", "runtime/colony.mjs", "worker"]
+ENTRYPOINT ["node", "runtime/cli/colony.mjs", "worker"]

@@ -1,30 +1,21 @@
-// Colony's public API: the one curated list the README documents.
-export { Cluster } from './cluster.ts';
-export type { AddprocsOptions, ClusterOptions, StartOptions } from './cluster.ts';
-export { task } from './task.ts';
-export type { Task } from './task.ts';
-export { myid } from './myid.ts';
-export { RemoteRef } from './remote-ref.ts';
-export { DArray } from './darray.ts';
-export type { ArrayReducer, ChunkInfo, CreateOptions, DArrayConstructors, DArrayOptions, ElementOf } from './darray.ts';
-export type { Range, Ranges, TypedArray, TypedArrayConstructor } from './darray-layout.ts';
-export { SharedArray } from './shared-array.ts';
-export type { SharedArrayOptions } from './shared-array.ts';
-export { localindexes, localpart, sdata } from './local-part.ts';
-export type { PmapOptions } from './pmap.ts';
-export type { LoopOptions, LoopRange, Reducer } from './preduce.ts';
-export { progressBar } from './progress-bar.ts';
-export type { ProgressBarOptions } from './progress-bar.ts';
+// Colony's public API: the one curated list docs/api.md documents.
+export { Cluster } from './cluster/index.ts';
+export type { AddprocsOptions, ClusterOptions, StartOptions } from './cluster/index.ts';
+export { myid, RemoteRef, task } from './process/index.ts';
+export type { Task, WorkerInfo } from './process/index.ts';
+export { DArray, SharedArray, localindexes, localpart, sdata } from './arrays/index.ts';
+export type {
+  ArrayReducer, ChunkInfo, CreateOptions, DArrayConstructors, DArrayOptions, ElementOf, Range, Ranges, SharedArrayOptions,
+  TypedArray, TypedArrayConstructor,
+} from './arrays/index.ts';
+export { progressBar } from './parallel/index.ts';
+export type { LoopOptions, LoopRange, PmapOptions, ProgressBarOptions, Reducer } from './parallel/index.ts';
 export {
   ColonyError, DeterminismViolationError, InterruptException, InvalidArgumentError, JournalAppendError,
   JournalConflictError, LaunchError, ProcessExitedError, RemoteException, TaskNotFoundError, TimeoutError,
-} from './errors.ts';
-export { NatsUnreachableError } from './connection.ts';
-export { NatsServerMissingError } from './nats-server.ts';
-export type { EventLog, HistoryOptions } from './event-log.ts';
-export type { WorkerInfo } from './worker-registry.ts';
-export type { RefSummary, ResumeReport } from './resume-report.ts';
-export type { RetentionOptions } from './journal.ts';
+} from './transport/errors.ts';
+export { NatsServerMissingError, NatsUnreachableError } from './transport/index.ts';
+export type { EventLog, HistoryOptions, RefSummary, ResumeReport, RetentionOptions } from './log/index.ts';
 export { LocalManager } from '../adapters/index.ts';
 export type { ClusterManager, LaunchParams, ManageOp, WorkerConfig } from '../adapters/index.ts';
 export type { Envelope, ActorKind } from '../actors/index.ts';

@@ -9,7 +9,7 @@ import { SGEManager } from '../adapters/sge-manager.ts';
 import { SlurmManager } from '../adapters/slurm-manager.ts';
 import { SSHManager } from '../adapters/ssh-manager.ts';
 import { managerFromConfig, managerOptions, parseSiteConfig, siteCount } from '../adapters/site-config.ts';
-import { bringUp } from '../runtime/cli-up.ts';
+import { bringUp } from '../runtime/cli/cli-up.ts';
 import { whereAmI } from './fixtures/adapter-tasks.ts';
 import { waitFor } from './helpers/wait.ts';
 import { sgeGate } from './schedulers/gate.ts';

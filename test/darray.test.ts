@@ -4,7 +4,7 @@ import { DArray } from '../runtime/index.ts';
 import type { Ranges } from '../runtime/index.ts';
 import { chunkEvents, chunkMachine, darrayEvents, darrayMachine, fold, persistable, restoreSnapshot } from '../actors/index.ts';
 import type { Envelope } from '../actors/index.ts';
-import { copyBlock, cutsOf, defaultDist, layoutOf } from '../runtime/darray-layout.ts';
+import { copyBlock, cutsOf, defaultDist, layoutOf } from '../runtime/arrays/darray-layout.ts';
 import {
   ARRAY_TASKS_URL, copyPlusInit, doubleLocal, iotaBlock, iotaInit, maxOf, ownedPart, plusOne, readBlock, wrongSizeInit,
 } from './fixtures/array-tasks.ts';

@@ -92,7 +92,7 @@ describe('deploy smoke (testcontainers, deploy/compose.yaml)', () => {
       const nats = ports.map((p) => `tls://localhost:${p}`).join(',');
       // The workers run `npm ci` on first start: give them time to join.
       const { stdout } = await promisify(execFile)(process.execPath, [
-        join(ROOT, 'runtime/colony.mjs'), 'run', join(ROOT, 'deploy/check/check.ts'),
+        join(ROOT, 'runtime/cli/colony.mjs'), 'run', join(ROOT, 'deploy/check/check.ts'),
         '--nats', nats, '--name', name, '--creds', join(secrets, 'driver.json'), '--workers', '2', '--timeout', '300000',
       ], { cwd: ROOT, env: { ...process.env, COLONY_NATS_CA: join(secrets, 'certs', 'ca.pem') }, timeout: 360_000 });
       const report = JSON.parse(stdout.trim().split('\n').pop()!) as { ok: boolean; workers: { pid: number; host: string }[]; error?: string };

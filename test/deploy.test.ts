@@ -17,17 +17,17 @@ import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import type { Envelope } from '../actors/index.ts';
-import { decode, encode } from '../runtime/codec.ts';
-import { JournalConflictError } from '../runtime/errors.ts';
-import { Journal } from '../runtime/journal.ts';
-import { connectNats } from '../runtime/connection.ts';
+import { decode, encode } from '../runtime/transport/codec.ts';
+import { JournalConflictError } from '../runtime/transport/errors.ts';
+import { Journal } from '../runtime/log/journal.ts';
+import { connectNats } from '../runtime/transport/connection.ts';
 import { DEPLOY_CONFIG, GEN_CERTS, startNatsCluster } from './helpers/nats-cluster.ts';
 import type { Role, TestNatsCluster } from './helpers/nats-cluster.ts';
 import { tempDir } from './helpers/cluster.ts';
 import { processAlive, waitFor, waitForExit } from './helpers/wait.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const COLONY = join(ROOT, 'runtime/colony.mjs');
+const COLONY = join(ROOT, 'runtime/cli/colony.mjs');
 const CHECK = join(ROOT, 'deploy/check/check.ts');
 const NAME = 'prod';
 const s = {
@@ -46,7 +46,7 @@ function configVariables(conf: string): string[] {
   return [...vars].sort();
 }
 
-/** This process's environment for a Colony child, with TLS only from `tls` (runtime/connection.ts). */
+/** This process's environment for a Colony child, with TLS only from `tls` (runtime/transport/connection.ts). */
 function colonyEnv(tls: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env, ...tls };
   for (const k of ['NODE_EXTRA_CA_CERTS', 'COLONY_NATS_CA', 'COLONY_NATS_CERT', 'COLONY_NATS_KEY']) if (!(k in tls)) delete env[k];

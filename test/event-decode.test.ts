@@ -1,11 +1,11 @@
 /**
- * The envelope decoder of the read path (runtime/event-decode.ts) against `codec.decode`: the
+ * The envelope decoder of the read path (runtime/log/event-decode.ts) against `codec.decode`: the
  * same value, key order included, for plain envelopes and for every kind of data it hands over.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { decode, encode } from '../runtime/codec.ts';
-import { decodeEnvelope } from '../runtime/event-decode.ts';
+import { decode, encode } from '../runtime/transport/codec.ts';
+import { decodeEnvelope } from '../runtime/log/event-decode.ts';
 
 function same(value: unknown): void {
   const bytes = encode(value);

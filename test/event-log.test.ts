@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Cluster } from '../runtime/index.ts';
-import { ActorHost } from '../runtime/actor-host.ts';
+import { ActorHost } from '../runtime/log/actor-host.ts';
 import { hold } from './fixtures/resume-tasks.ts';
 import { startNats, uniqueName } from './helpers/nats.ts';
 import type { TestNats } from './helpers/nats.ts';
@@ -15,7 +15,7 @@ import { tempDir } from './helpers/cluster.ts';
 import { waitFor } from './helpers/wait.ts';
 
 const run = promisify(execFile);
-const COLONY = new URL('../runtime/colony.mjs', import.meta.url).pathname;
+const COLONY = new URL('../runtime/cli/colony.mjs', import.meta.url).pathname;
 const TASKS = new URL('./fixtures/resume-tasks.ts', import.meta.url);
 
 let nats: TestNats;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '../actors/index.ts';
-import { Journal } from '../runtime/journal.ts';
+import { Journal } from '../runtime/log/journal.ts';
 import { startNats, uniqueName } from './helpers/nats.ts';
 import type { TestNats } from './helpers/nats.ts';
 import { waitFor } from './helpers/wait.ts';

@@ -8,7 +8,7 @@ import { assign, createMachine, setup, transition } from 'xstate';
 import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
 import { eventOf, foldStep, initialSnapshot, machineFor, machines, stateString } from '../actors/index.ts';
 import type { ActorEvent, ActorKind } from '../actors/index.ts';
-import { readJsonl } from '../runtime/replay.ts';
+import { readJsonl } from '../runtime/log/replay.ts';
 
 const FIXTURE = new URL('./fixtures/logs/core-lifecycle.jsonl', import.meta.url).pathname;
 

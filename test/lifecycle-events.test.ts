@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../runtime/index.ts';
-import { decode } from '../runtime/codec.ts';
+import { decode } from '../runtime/transport/codec.ts';
 import { echo, whoami } from './fixtures/tasks.ts';
 import { startCluster } from './helpers/cluster.ts';
 import type { TestCluster } from './helpers/cluster.ts';

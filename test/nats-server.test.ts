@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
-import { randomSecret } from '../runtime/nats-server.ts';
+import { randomSecret } from '../runtime/transport/nats-server.ts';
 import { startNats, uniqueName } from './helpers/nats.ts';
 import { processAlive, waitFor } from './helpers/wait.ts';
 

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../runtime/nats-server.ts';
+import { NatsServer } from '../runtime/transport/nats-server.ts';
 import { echo, makeArray, sum, sumRef, typesOf } from './fixtures/tasks.ts';
 import { externalNats, startCluster, tempDir } from './helpers/cluster.ts';
 import type { TestCluster } from './helpers/cluster.ts';

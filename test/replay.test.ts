@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { readJsonl, replayActor, replayAll } from '../runtime/replay.ts';
+import { readJsonl, replayActor, replayAll } from '../runtime/log/replay.ts';
 import type { Envelope } from '../runtime/index.ts';
 
 const run = promisify(execFile);
-const COLONY = new URL('../runtime/colony.mjs', import.meta.url).pathname;
+const COLONY = new URL('../runtime/cli/colony.mjs', import.meta.url).pathname;
 const FIXTURE = new URL('./fixtures/logs/core-lifecycle.jsonl', import.meta.url).pathname;
 
 async function colony(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

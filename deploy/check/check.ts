@@ -5,7 +5,7 @@
  *
  * @example
  * ```sh
- * COLONY_NATS_CA=deploy/secrets/certs/ca.pem node runtime/colony.mjs run deploy/check/check.ts \
+ * COLONY_NATS_CA=deploy/secrets/certs/ca.pem node runtime/cli/colony.mjs run deploy/check/check.ts \
  *   --nats tls://localhost:4222 --name prod --creds deploy/secrets/driver.json --workers 2
  * ```
  * Exits 0 when every step worked, 1 otherwise (the line then has `error`).

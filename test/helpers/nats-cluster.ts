@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { findNatsServer } from '../../runtime/nats-server.ts';
+import { findNatsServer } from '../../runtime/transport/nats-server.ts';
 import { waitFor } from './wait.ts';
 
 /** deploy/nats/nats.conf */

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NatsServer } from '../../runtime/nats-server.ts';
+import { NatsServer } from '../../runtime/transport/nats-server.ts';
 
 /** A server for one test; dispose it (or call stop) when done. */
 export interface TestNats {

@@ -1,0 +1,107 @@
+/**
+ * The `colony` CLI.
+ *
+ *   colony worker --nats URL --name C [--token T] [--creds FILE] [--grace MS]
+ *   colony run script.ts            run a driver script with the TypeScript loader
+ *   colony events | export | replay | status   observe the log (see USAGE)
+ */
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { arrays } from '../arrays/index.ts';
+import { parallel } from '../parallel/index.ts';
+import { runWorker } from '../process/worker-main.ts';
+
+/** The observer commands, loaded only when one runs: a worker starts faster without them. */
+const observe = () => import('./cli-observe.ts');
+
+const USAGE = `usage:
+  colony worker --nats URL [--name C] [--token T] [--creds FILE] [--grace MS]
+      Start a worker. Credentials come from --creds (a JSON file { user, password }) or from
+      COLONY_NATS_USER / COLONY_NATS_PASSWORD. Without --token the worker joins by hand.
+  colony run SCRIPT [ARGS...]
+      Run a driver script (TypeScript or JavaScript).
+  colony up --manager NAME --count N [--set key=value ...]
+      Start a cluster on the site's scheduler, with defaults from colony.yaml.
+  colony events [FILTER] [--since SEQ|TIME] [--follow] [--json]
+      Print events, one line each. FILTER is a subject tail: worker.*, ref.>, worker.2, > (default).
+  colony replay KIND/ID [--until SEQ] [--verify] | colony replay --file LOG.jsonl [KIND/ID] [--verify]
+      Fold an actor's events through its machine and print the timeline; --verify fails with
+      DeterminismViolationError at the first event whose recorded state differs.
+  colony status [--watch]
+      Workers (pid, host, state, running task), refs by state, and other actors by state.
+  colony export [FILTER] > log.jsonl
+      Write events as JSON lines, for offline replay.
+
+Observer commands find the embedded cluster of this directory through .colony/<name>/ (its stored
+log is readable after it stopped), or take --nats URL --name C [--creds FILE] [--state-dir DIR].
+`;
+
+export async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'worker':
+        return await worker(rest);
+      case 'events':
+        return await (await observe()).eventsCommand(rest);
+      case 'export':
+        return await (await observe()).exportCommand(rest);
+      case 'replay':
+        return await (await observe()).replayCommand(rest);
+      case 'status':
+        return await (await observe()).statusCommand(rest);
+      case 'up':
+        return await (await import('./cli-up.ts')).up(rest);
+      case 'run': {
+        if (!rest[0]) throw new UsageError('colony run needs a script');
+        process.argv = [process.argv[0]!, resolve(rest[0]), ...rest.slice(1)];
+        await import(pathToFileURL(resolve(rest[0])).href);
+        return;
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return;
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`colony: ${e.message}\n${USAGE}`);
+      process.exit(2);
+    }
+    process.stderr.write(`colony: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+class UsageError extends Error {}
+
+async function worker(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      nats: { type: 'string' },
+      name: { type: 'string', default: 'default' },
+      token: { type: 'string', default: 'join' },
+      creds: { type: 'string' },
+      grace: { type: 'string' },
+    },
+  });
+  if (!values.nats) throw new UsageError('colony worker needs --nats URL');
+  let user = process.env.COLONY_NATS_USER;
+  let password = process.env.COLONY_NATS_PASSWORD;
+  if (values.creds) ({ user, password } = JSON.parse(await readFile(values.creds, 'utf8')) as { user: string; password: string });
+  await runWorker({
+    url: values.nats,
+    user,
+    password,
+    name: values.name!,
+    token: values.token!,
+    graceMs: values.grace ? Number(values.grace) : undefined,
+  }, [parallel, arrays]);
+}

@@ -1,0 +1,22 @@
+/**
+ * A capability's worker side: the builtin tasks it serves and what it attaches to a process
+ * (the chunk store of arrays). The process that hosts a capability registers it explicitly:
+ * `colony worker` for workers, the Cluster facade for the driver.
+ */
+import type { ProcessNode } from './process-node.ts';
+import { registerTasks } from './task.ts';
+import type { Task } from './task.ts';
+
+export interface Capability {
+  readonly name: string;
+  /** Builtin tasks (see `builtinTask`), callable once registered. */
+  readonly tasks: readonly Task[];
+  /** Runs once the process's node serves, before it takes calls from the cluster. */
+  attach?(node: ProcessNode): Promise<void>;
+}
+
+/** Registers the capabilities' tasks and attaches them to `node` (if given). */
+export async function hostCapabilities(caps: readonly Capability[], node?: ProcessNode): Promise<void> {
+  for (const c of caps) registerTasks(c.tasks);
+  if (node) for (const c of caps) await c.attach?.(node);
+}

@@ -1,0 +1,544 @@
+/**
+ * A process of the cluster, driver or worker: it owns values (one slot per RemoteRef it owns),
+ * serves calls on `colony.<c>.call.<pid>` and value operations on `colony.<c>.ref.<pid>`, and is
+ * the client side of both for the handles it holds.
+ */
+import vm from 'node:vm';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { refEvents } from '../../actors/index.ts';
+import type { ErrorData } from '../../actors/index.ts';
+import type { ActorHost, HostedActor } from '../log/actor-host.ts';
+import { BlobStore, takeBlob } from '../transport/blob.ts';
+import type { BlobMarker } from '../transport/blob.ts';
+import { decode, encode } from '../transport/codec.ts';
+import { decodeFrame, encodeParts, frameOf, unescapeInline } from '../transport/frame.ts';
+import type { RefBinder } from '../transport/codec.ts';
+import { InterruptException, InvalidArgumentError, ProcessExitedError, TaskNotFoundError, fromErrorData, toErrorData } from '../transport/errors.ts';
+import { RemoteRef } from './remote-ref.ts';
+import type { RefClient } from './remote-ref.ts';
+import { isEmptyRefId } from './remote-ref.ts';
+import { Requester } from '../transport/requester.ts';
+import { subjects } from '../transport/subjects.ts';
+import type { Subjects } from '../transport/subjects.ts';
+import { lookupTask, parseTaskKey } from './task.ts';
+
+/** A call as it travels to `colony.<c>.call.<pid>`. */
+export interface CallRequest {
+  op: 'call';
+  task: string;
+  args: unknown[];
+  /** Keep the result on the owner under this ref id (remotecall); absent: reply with it. */
+  ref?: string;
+  from: number;
+}
+
+/** Reply to a call or a value operation. */
+export interface Reply {
+  ok?: unknown;
+  err?: ErrorData;
+  done?: boolean;
+  ready?: boolean;
+}
+
+interface Slot {
+  id: string;
+  state: 'running' | 'empty' | 'ready' | 'failed';
+  value?: unknown;
+  error?: ErrorData;
+  bytes: number;
+  /** Null while a fetch waits for a call that has not arrived yet (its args are still in transit). */
+  actor: HostedActor | null;
+  waiters: (() => void)[];
+}
+
+/**
+ * Sync tasks that ran longer than this (on their last call, guarded or not) run under a SIGINT
+ * watchdog, so interrupt() stops them. The first call of a task is always guarded. The watchdog
+ * costs ~50 us a call, so fast tasks run without it.
+ */
+export const GUARD_AFTER_MS = 2;
+/** Room left in a message for headers and framing. */
+const FRAME_ROOM = 16 * 1024;
+
+const guardScript = new vm.Script('globalThis.__colonyRunGuarded()');
+
+export interface ProcessNodeOptions {
+  nc: NatsConnection;
+  name: string;
+  pid: number;
+  host: ActorHost;
+  /** Unique per process run; part of ref ids and msgIDs. */
+  nonce: string;
+  /** Run long synchronous tasks under a SIGINT watchdog (workers). @default false */
+  guardSync?: boolean;
+}
+
+export class ProcessNode implements RefClient, RefBinder {
+  readonly pid: number;
+  readonly nc: NatsConnection;
+  readonly s: Subjects;
+  readonly host: ActorHost;
+  readonly nonce: string;
+  readonly requester: Requester;
+  readonly blobs: BlobStore;
+  private readonly maxInline: number;
+  private readonly chunk: number;
+  private readonly slots = new Map<string, Slot>();
+  private readonly freed = new Set<string>();
+  private readonly handles = new Map<string, WeakRef<RemoteRef>>();
+  /** Ids of refs this process created and has not freed, by owner. */
+  private readonly created = new Map<number, Set<string>>();
+  private readonly gc = new FinalizationRegistry<string>((id) => this.autoFree(id));
+  private readonly interrupters = new Set<(e: Error) => void>();
+  private readonly guarded = new Set<string>();
+  private readonly seen = new Set<string>();
+  private subs: Subscription[] = [];
+  private counter = 0;
+  private readonly guardSync: boolean;
+  /** Tasks running now. */
+  running = 0;
+  /** Tasks finished since start. */
+  completed = 0;
+  /** Name of the task started last, while any runs. */
+  currentTask: string | null = null;
+  /** Called as each task ends (the heartbeat thread counts them). */
+  onTaskEnd: (() => void) | null = null;
+  /** Called when a SIGINT stopped a guarded synchronous task. */
+  onInterrupted: (() => void) | null = null;
+  /** Called before a task that may block this thread for long starts (heartbeats show it). */
+  onLongTask: ((key: string) => void) | null = null;
+
+  constructor(opts: ProcessNodeOptions) {
+    this.pid = opts.pid;
+    this.nc = opts.nc;
+    this.s = subjects(opts.name);
+    this.host = opts.host;
+    this.nonce = opts.nonce;
+    this.guardSync = opts.guardSync ?? false;
+    this.requester = new Requester(opts.nc);
+    this.blobs = new BlobStore(opts.pid, opts.nonce);
+    const maxPayload = opts.nc.info?.max_payload ?? 1024 * 1024;
+    this.chunk = Math.max(64 * 1024, maxPayload - FRAME_ROOM);
+    this.maxInline = this.chunk;
+  }
+
+  /** Starts serving calls and value operations for this pid. */
+  serve(): void {
+    this.subs.push(
+      this.nc.subscribe(this.s.call(this.pid), { callback: (_e, m) => void this.onCall(m) }),
+      this.nc.subscribe(this.s.ref(this.pid), { callback: (_e, m) => void this.onRef(m) }),
+    );
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.subs) s.unsubscribe();
+    this.subs = [];
+    this.requester.close(new ProcessExitedError(this.pid, 'this process is shutting down'));
+    this.gc.unregister(this);
+  }
+
+  // ---------------------------------------------------------------- wire
+
+  /** Encodes a message; above the payload limit the bytes become a blob pulled in chunks. */
+  pack(obj: unknown): Uint8Array {
+    let encoded: ReturnType<typeof encodeParts>;
+    try {
+      encoded = encodeParts(obj);
+    } catch (e) {
+      const circular = e instanceof RangeError && /call stack/i.test(e.message);
+      throw new InvalidArgumentError('value', circular
+        ? 'the value cannot be sent: it contains a circular reference'
+        : `the value cannot be sent: ${(e as Error).message}`);
+    }
+    const { body, parts } = encoded;
+    if (!parts.length && body.length <= this.maxInline) return body;
+    return encode({ $blob: this.blobs.offer(frameOf(body, parts), this.chunk) });
+  }
+
+  /** Decodes a message, pulling it first if it is a blob. Ref ids are bound to this process. */
+  async unpack<T>(data: Uint8Array): Promise<T> {
+    const obj = decode<T & { $blob?: BlobMarker }>(data, this);
+    if (obj && typeof obj === 'object' && (obj as { $blob?: BlobMarker }).$blob) {
+      const m = (obj as { $blob: BlobMarker }).$blob;
+      const bytes = await takeBlob(this.requester, this.s.ref(m.holder), m);
+      return decodeFrame<T>(bytes, this);
+    }
+    return unescapeInline(obj);
+  }
+
+  private respond(msg: Msg, reply: Reply): void {
+    if (!msg.reply) return;
+    let data: Uint8Array;
+    try {
+      data = this.pack(reply);
+    } catch (e) {
+      data = encode({ err: { ...toErrorData(e, this.pid), message: `the result could not be encoded: ${(e as Error).message}` } });
+    }
+    msg.respond(data);
+  }
+
+  // ---------------------------------------------------------------- refs: handles
+
+  /** A fresh ref id owned by `owner`. */
+  newRefId(owner: number, empty = false): string {
+    return `${owner}-${this.nonce}-${empty ? 'e' : ''}${++this.counter}`;
+  }
+
+  /** The canonical handle for `id` in this process. Handles this process created are freed when dropped. */
+  refHandle(id: string): RemoteRef {
+    const existing = this.handles.get(id)?.deref();
+    if (existing) return existing;
+    const ref = new RemoteRef(id, this);
+    this.handles.set(id, new WeakRef(ref));
+    if (id.includes(`-${this.nonce}-`)) {
+      this.gc.register(ref, id);
+      let set = this.created.get(ref.where);
+      if (!set) this.created.set(ref.where, (set = new Set()));
+      set.add(id);
+    }
+    return ref;
+  }
+
+  /** Counts a ref made by an earlier driver as this process's own (a resumed driver). */
+  adoptRef(id: string): void {
+    const owner = Number.parseInt(id, 10);
+    let set = this.created.get(owner);
+    if (!set) this.created.set(owner, (set = new Set()));
+    set.add(id);
+  }
+
+  /** Refs this process created on `owner` that are not freed. */
+  refsOwnedBy(owner: number): string[] {
+    return [...(this.created.get(owner) ?? [])];
+  }
+
+  private forget(id: string): void {
+    this.handles.delete(id);
+    this.created.get(Number.parseInt(id, 10))?.delete(id);
+  }
+
+  /** Waits for `op`, failing early if the call that computes the ref failed to reach its owner. */
+  private withLaunch<T>(ref: RemoteRef, op: Promise<T>): Promise<T> {
+    if (!ref.launch) return op;
+    const failed = ref.launch.then(() => new Promise<never>(() => undefined));
+    return Promise.race([op, failed]);
+  }
+
+  private autoFree(id: string): void {
+    if (this.handles.get(id)?.deref()) return;
+    this.forget(id);
+    const owner = Number.parseInt(id, 10);
+    if (owner === this.pid) this.freeLocal(id, this.pid);
+    else if (!this.nc.isClosed()) this.requester.publishOnly(this.s.ref(owner), encode({ op: 'free', id, from: this.pid }));
+  }
+
+  // ---------------------------------------------------------------- refs: client side
+
+  async refFetch(ref: RemoteRef): Promise<unknown> {
+    let value: unknown;
+    if (ref.where === this.pid) {
+      value = await this.localValue(ref.id);
+    } else {
+      value = await this.withLaunch(ref, this.ask(ref.where, this.s.ref(ref.where), { op: 'fetch', id: ref.id, from: this.pid, call: !!ref.launch }));
+    }
+    ref.cached = { value };
+    return value;
+  }
+
+  async refWait(ref: RemoteRef): Promise<void> {
+    if (ref.where === this.pid) {
+      const slot = this.slotFor(ref.id);
+      await this.settled(slot);
+      await slot.actor?.durable();
+      if (slot.state === 'failed') throw fromErrorData(slot.error!, this.pid);
+      return;
+    }
+    await this.withLaunch(ref, this.ask(ref.where, this.s.ref(ref.where), { op: 'wait', id: ref.id, from: this.pid, call: !!ref.launch }));
+  }
+
+  async refIsReady(ref: RemoteRef): Promise<boolean> {
+    if (ref.where === this.pid) {
+      const s = this.slots.get(ref.id);
+      return !!s && (s.state === 'ready' || s.state === 'failed');
+    }
+    const reply = await this.requestReply(ref.where, this.s.ref(ref.where), { op: 'isready', id: ref.id, from: this.pid });
+    if (reply.err) throw fromErrorData(reply.err, ref.where);
+    return !!reply.ready;
+  }
+
+  async refPut(ref: RemoteRef, value: unknown): Promise<void> {
+    if (ref.where === this.pid) {
+      await this.putLocal(ref.id, value, this.pid);
+      return;
+    }
+    await this.ask(ref.where, this.s.ref(ref.where), { op: 'put', id: ref.id, value, from: this.pid });
+  }
+
+  async refFree(ref: RemoteRef): Promise<void> {
+    this.forget(ref.id);
+    if (ref.where === this.pid) {
+      await this.freeLocal(ref.id, this.pid);
+      return;
+    }
+    await this.ask(ref.where, this.s.ref(ref.where), { op: 'free', id: ref.id, from: this.pid });
+  }
+
+  /** Sends a request and returns `ok`, throwing the remote error if there is one. */
+  async ask(pid: number, subject: string, payload: object): Promise<unknown> {
+    const reply = await this.requestReply(pid, subject, payload);
+    if (reply.err) throw fromErrorData(reply.err, pid);
+    return reply.ok;
+  }
+
+  async requestReply(pid: number, subject: string, payload: object, timeoutMs = 0): Promise<Reply> {
+    const msg = await this.requester.request(pid, subject, this.pack(payload), timeoutMs);
+    return this.unpack<Reply>(msg.data);
+  }
+
+  /** Sends a call to `pid`. With `ref`, the result stays there under that id. */
+  async call(pid: number, taskKey: string, args: unknown[], ref?: string): Promise<Reply> {
+    const req: CallRequest = { op: 'call', task: taskKey, args, from: this.pid };
+    if (ref) req.ref = ref;
+    if (pid === this.pid) return this.handleCall(req);
+    return this.requestReply(pid, this.s.call(pid), req);
+  }
+
+  // ---------------------------------------------------------------- refs: owner side
+
+  /**
+   * The slot of `id`. With `call`, the asker made a call that computes it: a fetch can overtake
+   * a call whose arguments are still being pulled, so it waits in a placeholder the call adopts.
+   */
+  private slotFor(id: string, create = true, call = false): Slot {
+    let slot = this.slots.get(id);
+    if (slot) return slot;
+    if (this.freed.has(id)) throw new InvalidArgumentError('ref', `RemoteRef ${id} was freed`);
+    if (!create) throw new InvalidArgumentError('ref', `RemoteRef ${id} is not known on worker ${this.pid}`);
+    // Only an id made by remoteRef(pid) (`...-e<n>`) names a ref that comes into being empty; any
+    // other unknown id is a call's result whose call has not arrived yet (it may come from
+    // another process, so it can overtake the call).
+    if (call || !isEmptyRefId(id)) {
+      slot = { id, state: 'running', bytes: 0, actor: null, waiters: [] };
+      this.slots.set(id, slot);
+      return slot;
+    }
+    // A ref made by RemoteRef(pid) comes into being on its first use.
+    const actor = this.host.create('ref', id);
+    actor.send(refEvents.created(Date.now(), { owner: this.pid, creator: 0, task: null }));
+    slot = { id, state: 'empty', bytes: 0, actor, waiters: [] };
+    this.slots.set(id, slot);
+    return slot;
+  }
+
+  private settled(slot: Slot): Promise<void> {
+    if (slot.state === 'ready' || slot.state === 'failed') return Promise.resolve();
+    return new Promise((resolve) => slot.waiters.push(resolve));
+  }
+
+  private wake(slot: Slot): void {
+    const w = slot.waiters;
+    slot.waiters = [];
+    for (const f of w) f();
+  }
+
+  private async localValue(id: string, call = false): Promise<unknown> {
+    const slot = this.slotFor(id, true, call);
+    await this.settled(slot);
+    if (!this.slots.has(id)) throw new InvalidArgumentError('ref', `RemoteRef ${id} was freed`);
+    // A fetch is a flush point: the ref's history is stored before its value is handed out.
+    await slot.actor?.durable();
+    if (slot.state === 'failed') throw fromErrorData(slot.error!, this.pid);
+    return slot.value;
+  }
+
+  private async putLocal(id: string, value: unknown, from: number): Promise<void> {
+    const slot = this.slotFor(id);
+    if (slot.state !== 'empty' || !slot.actor) throw new InvalidArgumentError('ref', `RemoteRef ${id} already holds a value (put! on a full ref)`);
+    slot.state = 'ready';
+    slot.value = value;
+    slot.actor.send(refEvents.put(Date.now(), 0, from));
+    this.wake(slot);
+    await slot.actor?.durable();
+  }
+
+  private async freeLocal(id: string, by: number): Promise<void> {
+    const slot = this.slots.get(id);
+    if (!slot) return;
+    this.slots.delete(id);
+    this.freed.add(id);
+    if (this.freed.size > 100_000) this.freed.delete(this.freed.values().next().value!);
+    slot.actor?.send(refEvents.freed(Date.now(), by));
+    slot.value = undefined;
+    slot.state = 'failed';
+    slot.error = { name: 'Error', message: `RemoteRef ${id} was freed`, pid: this.pid };
+    this.wake(slot);
+    await slot.actor?.durable();
+  }
+
+  /** Values this process owns, by state. */
+  refCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const s of this.slots.values()) out[s.state] = (out[s.state] ?? 0) + 1;
+    return out;
+  }
+
+  // ---------------------------------------------------------------- serving
+
+  private async onCall(msg: Msg): Promise<void> {
+    let req: CallRequest;
+    try {
+      req = await this.unpack<CallRequest>(msg.data);
+    } catch (e) {
+      this.respond(msg, { err: toErrorData(e, this.pid) });
+      return;
+    }
+    this.respond(msg, await this.handleCall(req));
+  }
+
+  private async handleCall(req: CallRequest): Promise<Reply> {
+    if (!req.ref) {
+      try {
+        return { ok: await this.execute(req.task, req.args) };
+      } catch (e) {
+        return { err: toErrorData(e, this.pid) };
+      }
+    }
+    const id = req.ref;
+    const actor = this.host.create('ref', id);
+    actor.send(refEvents.created(Date.now(), { owner: this.pid, creator: req.from, task: req.task }));
+    // A fetch that overtook this call waits in a placeholder: adopt it, waiters and all.
+    const waiting = this.slots.get(id);
+    const slot: Slot = waiting && !waiting.actor ? Object.assign(waiting, { actor }) : { id, state: 'running', bytes: 0, actor, waiters: [] };
+    this.slots.set(id, slot);
+    try {
+      slot.value = await this.execute(req.task, req.args);
+      if (!this.slots.has(id)) return { done: true };
+      slot.state = 'ready';
+      actor.send(refEvents.ready(Date.now(), 0));
+    } catch (e) {
+      if (!this.slots.has(id)) return { done: true };
+      slot.state = 'failed';
+      slot.error = toErrorData(e, this.pid);
+      actor.send(refEvents.failed(Date.now(), slot.error));
+    }
+    this.wake(slot);
+    return { done: true };
+  }
+
+  private async onRef(msg: Msg): Promise<void> {
+    let req: { op: string; id: string; value?: unknown; from?: number; i?: number; call?: boolean };
+    try {
+      req = await this.unpack(msg.data);
+    } catch (e) {
+      this.respond(msg, { err: toErrorData(e, this.pid) });
+      return;
+    }
+    try {
+      switch (req.op) {
+        case 'blob':
+          this.blobs.serve(msg, req.id, req.i ?? 0);
+          return;
+        case 'blob-done':
+          this.blobs.release(req.id);
+          return;
+        case 'fetch':
+          this.respond(msg, { ok: await this.localValue(req.id, req.call) });
+          return;
+        case 'wait': {
+          const slot = this.slotFor(req.id, true, req.call);
+          await this.settled(slot);
+          await slot.actor?.durable();
+          this.respond(msg, slot.state === 'failed' ? { err: slot.error } : { done: true });
+          return;
+        }
+        case 'isready': {
+          const s = this.slots.get(req.id);
+          if (!s && this.freed.has(req.id)) throw new InvalidArgumentError('ref', `RemoteRef ${req.id} was freed`);
+          this.respond(msg, { ready: !!s && (s.state === 'ready' || s.state === 'failed') });
+          return;
+        }
+        case 'put':
+          await this.putLocal(req.id, req.value, req.from ?? 0);
+          this.respond(msg, { done: true });
+          return;
+        case 'free':
+          await this.freeLocal(req.id, req.from ?? 0);
+          this.respond(msg, { done: true });
+          return;
+        default:
+          throw new InvalidArgumentError('op', `unknown ref operation '${req.op}'`);
+      }
+    } catch (e) {
+      this.respond(msg, { err: toErrorData(e, this.pid) });
+    }
+  }
+
+  // ---------------------------------------------------------------- running tasks
+
+  /** Runs a task by key in this process. */
+  async execute(key: string, args: unknown[]): Promise<unknown> {
+    const fn = lookupTask(key);
+    if (!fn) {
+      const { module, name } = parseTaskKey(key);
+      throw new TaskNotFoundError(module, name, this.pid);
+    }
+    this.running++;
+    this.currentTask = key;
+    let interrupt: ((e: Error) => void) | undefined;
+    try {
+      let result: unknown;
+      if (this.guardSync && (this.guarded.has(key) || !this.seen.has(key))) {
+        result = this.runGuarded(key, fn, args);
+      } else {
+        const t0 = performance.now();
+        result = fn(...args);
+        // Fast before, long this time: its next call runs under the watchdog again.
+        if (this.guardSync && performance.now() - t0 > GUARD_AFTER_MS) this.guarded.add(key);
+      }
+      if (result && typeof (result as Promise<unknown>).then === 'function') {
+        const interrupted = new Promise<never>((_, reject) => {
+          interrupt = reject;
+          this.interrupters.add(reject);
+        });
+        result = await Promise.race([result, interrupted]);
+      }
+      return result;
+    } finally {
+      if (interrupt) this.interrupters.delete(interrupt);
+      this.running--;
+      this.completed++;
+      this.onTaskEnd?.();
+      if (this.running === 0) this.currentTask = null;
+    }
+  }
+
+  private runGuarded(key: string, fn: (...a: unknown[]) => unknown, args: unknown[]): unknown {
+    this.onLongTask?.(key);
+    const g = globalThis as { __colonyRunGuarded?: () => unknown };
+    g.__colonyRunGuarded = () => fn(...args);
+    const t0 = performance.now();
+    try {
+      return guardScript.runInThisContext({ breakOnSigint: true });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') {
+        this.onInterrupted?.();
+        throw new InterruptException(this.pid);
+      }
+      throw e;
+    } finally {
+      g.__colonyRunGuarded = undefined;
+      this.seen.add(key);
+      if (performance.now() - t0 > GUARD_AFTER_MS) this.guarded.add(key);
+      else this.guarded.delete(key);
+    }
+  }
+
+  /** Interrupts the tasks running now (async ones at once; long sync ones through SIGINT). */
+  interruptRunning(): number {
+    const n = this.interrupters.size;
+    for (const reject of this.interrupters) reject(new InterruptException(this.pid));
+    this.interrupters.clear();
+    return n;
+  }
+}
+

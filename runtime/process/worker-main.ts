@@ -1,0 +1,202 @@
+/**
+ * `colony worker`: a worker process. It registers with the driver (getting its pid), loads the
+ * modules the cluster loads everywhere, serves calls and values, and heartbeats from a thread of
+ * its own. It exits when finalized, or after a grace period without a driver.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ActorHost } from '../log/actor-host.ts';
+import { decode, encode } from '../transport/codec.ts';
+import { connectNats } from '../transport/connection.ts';
+import type { NatsEndpoint } from '../transport/connection.ts';
+import { ProcessExitedError, toErrorData } from '../transport/errors.ts';
+import { Journal } from '../log/journal.ts';
+import { hostCapabilities } from './capability.ts';
+import type { Capability } from './capability.ts';
+import { setMyid } from './myid.ts';
+import { ProcessNode } from './process-node.ts';
+import { checkClusterName, subjects } from '../transport/subjects.ts';
+import type { Envelope } from '../../actors/index.ts';
+
+export interface WorkerOptions extends NatsEndpoint {
+  name: string;
+  /** Matches this worker to its launch; `join` for a worker started by hand. */
+  token: string;
+  /** Exit after this long without a driver heartbeat. @default 30000 */
+  graceMs?: number;
+}
+
+/** What the driver answers to a registration. */
+export interface Registration {
+  pid: number;
+  modules: string[];
+  hbMs: number;
+  graceMs: number;
+  /** The cluster's KV snapshot cadence, so every writer follows it. */
+  snapshotEvery?: Partial<Record<string, number>>;
+}
+
+export const DEFAULT_GRACE_MS = 30_000;
+
+/** Where runtime/colony.mjs leaves the heartbeat thread it started early (a global symbol). */
+const HEARTBEAT_THREAD = Symbol.for('colony.heartbeatThread');
+
+async function register(nc: NatsConnection, name: string, token: string, graceMs: number): Promise<Registration> {
+  const s = subjects(name);
+  const deadline = Date.now() + graceMs;
+  const body = encode({ token, host: hostname(), ospid: process.pid });
+  for (;;) {
+    try {
+      const m = await nc.request(s.register, body, { timeout: 2000 });
+      const r = decode<Registration & { err?: { message: string } }>(m.data);
+      if (r.err) throw new Error(`the driver refused the registration: ${r.err.message}`);
+      return r;
+    } catch (e) {
+      if (/refused/.test((e as Error).message) || Date.now() > deadline) throw e;
+      // No driver yet (or it is restarting): try again until the grace period is over.
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+/** Runs a worker that hosts `capabilities` (their tasks, their per-process state). */
+export async function runWorker(opts: WorkerOptions, capabilities: readonly Capability[] = []): Promise<void> {
+  const name = checkClusterName(opts.name);
+  const s = subjects(name);
+  const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  // The heartbeat thread boots (imports, its own connection) while this one loads and registers:
+  // `colony worker` started it before loading the runtime (runtime/colony.mjs).
+  const early = (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
+  delete (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
+  const hb = early ?? new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
+  hb.unref();
+  hb.postMessage({ type: 'connect', url: opts.url, user: opts.user, password: opts.password, name });
+  const hbUp = new Promise<void>((resolve, reject) => {
+    hb.on('message', (m: { type: string }) => { if (m.type === 'up') resolve(); });
+    hb.once('error', reject);
+  });
+  hbUp.catch(() => undefined); // awaited below, once registered
+  let nc: NatsConnection;
+  let reg: Registration;
+  try {
+    nc = await connectNats(opts, `colony-worker-${name}`);
+    reg = await register(nc, name, opts.token, graceMs);
+  } catch (e) {
+    await hb.terminate();
+    throw e;
+  }
+  const pid = reg.pid;
+  setMyid(pid);
+  const nonce = randomBytes(4).toString('hex');
+  const journal = await Journal.attach(nc, name);
+  const host = new ActorHost(journal, `w${pid}${nonce}`, { snapshotEvery: reg.snapshotEvery });
+  const node = new ProcessNode({ nc, name, pid, host, nonce, guardSync: true });
+  node.serve();
+  await hostCapabilities(capabilities, node);
+
+  const loadErrors: { url: string; error: string }[] = [];
+  for (const url of reg.modules) {
+    try {
+      await import(url);
+    } catch (e) {
+      loadErrors.push({ url, error: (e as Error).message });
+    }
+  }
+
+  let exiting = false;
+  // [running, completed, interrupts seen]: read by the heartbeat thread while this one may be busy.
+  const stats = new SharedArrayBuffer(12);
+  const counters = new Int32Array(stats);
+  hb.postMessage({ type: 'start', pid, hbMs: reg.hbMs, graceMs: reg.graceMs, stats });
+
+  const exit = async (code: number, why: string) => {
+    if (exiting) return;
+    exiting = true;
+    try {
+      await node.stop();
+      await journal.flush().catch((e) => console.error(`colony worker ${pid}: ${(e as Error).message}`));
+      hb.postMessage({ type: 'stop' });
+      await nc.drain().catch(() => undefined);
+    } finally {
+      if (why) console.error(`colony worker ${pid}: ${why}`);
+      process.exit(code);
+    }
+  };
+
+  hb.on('message', (m: { type: string; silentMs?: number }) => {
+    if (m.type === 'driver-gone') void exit(0, `no driver for ${Math.round((m.silentMs ?? 0) / 1000)} s; exiting`);
+  });
+  hb.on('error', (e) => console.error(`colony worker ${pid}: heartbeat thread failed: ${e.message}`));
+
+  // What the heartbeat thread reports while this thread may be busy.
+  let lastTask: string | null = null;
+  node.onLongTask = (key) => {
+    lastTask = key;
+    hb.postMessage({ type: 'status', task: key, refs: node.refCounts() });
+  };
+  const tick = setInterval(() => {
+    Atomics.store(counters, 0, node.running);
+    if (node.currentTask !== lastTask || node.running === 0) {
+      lastTask = node.currentTask;
+      hb.postMessage({ type: 'status', task: lastTask, refs: node.refCounts() });
+    }
+  }, Math.max(50, reg.hbMs / 2));
+  tick.unref();
+
+  node.onInterrupted = () => Atomics.add(counters, 2, 1);
+  node.onTaskEnd = () => Atomics.add(counters, 1, 1);
+  process.on('SIGINT', () => {
+    Atomics.add(counters, 2, 1);
+    node.interruptRunning();
+  });
+  process.on('SIGTERM', () => void exit(0, ''));
+  // A vanished driver closes our stdout pipe; keep running through the grace period.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
+  nc.subscribe(s.ctl(pid), {
+    callback: (_e, msg) => {
+      void (async () => {
+        let req: { op: string; url?: string };
+        try {
+          req = decode(msg.data);
+        } catch {
+          return;
+        }
+        if (req.op === 'exit') {
+          if (msg.reply) msg.respond(encode({ done: true }));
+          await exit(0, '');
+        } else if (req.op === 'load') {
+          try {
+            await import(req.url!);
+            if (msg.reply) msg.respond(encode({ done: true }));
+          } catch (e) {
+            if (msg.reply) msg.respond(encode({ err: toErrorData(e, pid) }));
+          }
+        }
+      })();
+    },
+  });
+
+  // Requests pending on a peer that exits or is lost fail at once.
+  nc.subscribe(`${s.evtPrefix}.worker.*`, {
+    callback: (_e, msg) => {
+      try {
+        const env = decode<Envelope>(msg.data);
+        if (env.type === 'worker.lost' || env.type === 'worker.exited') {
+          const peer = Number(env.id);
+          node.requester.failPid(peer, new ProcessExitedError(peer, String(env.data.reason ?? 'exited')));
+        }
+      } catch {
+        /* not an envelope */
+      }
+    },
+  });
+
+  await hbUp;
+  await nc.request(s.ready, encode({ pid, loadErrors, loaded: reg.modules }), { timeout: 60_000 });
+  void nc.closed().then(() => {
+    if (!exiting) void exit(1, 'connection to NATS closed');
+  });
+}
