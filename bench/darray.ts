@@ -7,6 +7,10 @@
  * - `distribute_toarray`: a 64 MiB Float64Array distributed over 2 workers and brought back
  *   (goal: at least 1 GB/s each way).
  *
+ * Each line carries its floor, measured right before it (bench/floors.ts): for `life` the
+ * workers' kernel on the whole grid in one process, for `distribute_toarray` a memcpy of the
+ * same bytes; `ratio` = figure / floor.
+ *
  *   node --import tsx bench/darray.ts
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,6 +20,7 @@ import { pathToFileURL } from 'node:url';
 import { Cluster } from 'colony';
 import { LIFE_TASKS, randomBoard, runLife } from '../examples/life.ts';
 import { serialLifeStep } from '../examples/life-tasks.ts';
+import { lifeFloor, memcpyFloor, withFloor } from './floors.ts';
 
 type Emit = (line: Record<string, unknown>) => void;
 
@@ -39,12 +44,15 @@ const LIFE_N = 2000;
 const LIFE_GENERATIONS = 20;
 const LIFE_WARMUP = 3;
 const LIFE_RUNS = 3;
+const LIFE_DENSITY = 0.3;
+const LIFE_SEED = 7;
 
 async function life(): Promise<Record<string, unknown>> {
+  const floor = await lifeFloor({ n: LIFE_N, density: LIFE_DENSITY, seed: LIFE_SEED, generations: 5, runs: 3 });
   return withCluster(async (cluster) => {
     await cluster.everywhere(LIFE_TASKS);
     const [a, b] = cluster.workers() as [number, number];
-    let d = await randomBoard(cluster, LIFE_N, LIFE_N, { procs: [a, b], dist: [2, 1], density: 0.3, seed: 7 });
+    let d = await randomBoard(cluster, LIFE_N, LIFE_N, { procs: [a, b], dist: [2, 1], density: LIFE_DENSITY, seed: LIFE_SEED });
     const start = await d.toArray();
     d = await runLife(cluster, d, LIFE_WARMUP);
     const rates: number[] = [];
@@ -77,6 +85,8 @@ async function life(): Promise<Record<string, unknown>> {
       generations_per_s: round(rate),
       runs_generations_per_s: rates.map((x) => round(x)),
       serial_one_process_generations_per_s: round(serialGps),
+      ...withFloor('generations_per_s', rate, 'floor_generations_per_s', floor.generations_per_s, 'rate', `${floor.is}; 2 workers can reach up to 2`),
+      floor_serial_step_generations_per_s: floor.serial_step_generations_per_s,
       darray_events: events,
       checked_cells: board.length,
       goal: 'generations_per_s >= 100 (median of 3 runs of 20 generations; Dask: 14 to 20, numpy in one process: 450)',
@@ -89,6 +99,7 @@ const TRANSFER_ELEMENTS = 8 * 1024 * 1024; // 64 MiB of Float64
 const TRANSFER_REPS = 3;
 
 async function distributeToArray(): Promise<Record<string, unknown>> {
+  const floor = await memcpyFloor({ bytes: TRANSFER_ELEMENTS * 8 });
   return withCluster(async (cluster) => {
     const n = TRANSFER_ELEMENTS;
     const bytes = n * 8;
@@ -122,6 +133,11 @@ async function distributeToArray(): Promise<Record<string, unknown>> {
       toarray_ms: round(downMs),
       toarray_mb_per_s: round(mbps(downMs), 0),
       reps: TRANSFER_REPS,
+      ...withFloor('the slower way\'s mb_per_s', Math.min(mbps(upMs), mbps(downMs)), 'floor_mb_per_s', floor.mb_per_s, 'rate', floor.is),
+      distribute_ratio: Number((mbps(upMs) / floor.mb_per_s).toPrecision(3)),
+      toarray_ratio: Number((mbps(downMs) / floor.mb_per_s).toPrecision(3)),
+      floor_fresh_memory_mb_per_s: floor.fresh_memory_mb_per_s,
+      fresh_memory_ratio: Number((Math.min(mbps(upMs), mbps(downMs)) / floor.fresh_memory_mb_per_s).toPrecision(3)),
       goal: 'mb_per_s >= 1000 each way (median of 3; MB = 1e6 bytes)',
       ok: mbps(upMs) >= 1000 && mbps(downMs) >= 1000,
     };

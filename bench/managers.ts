@@ -10,6 +10,9 @@
  * `overhead_ms = total_ms - scheduler_ms` is Colony's part (worker start, announce, register),
  * with the goal from the issue: at most 1 s. `local_ms` of the same machine is given beside it,
  * since a worker's own start (node, TypeScript loader, NATS) is most of any overhead.
+ *
+ * The floor, measured right before (bench/floors.ts): 2 bare `node -e` started at once until both
+ * answer; `ratio` = overhead_ms / floor_ms.
  */
 import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +25,7 @@ import { SlurmManager } from '../adapters/slurm-manager.ts';
 import { SSHManager } from '../adapters/ssh-manager.ts';
 import { Cluster } from '../runtime/index.ts';
 import { sgeGate, slurmGate, sshdGate, SSHD_DIR } from '../test/schedulers/gate.ts';
+import { nodeStartFloor, withFloor } from './floors.ts';
 import { echo } from './tasks.ts';
 
 type Emit = (line: Record<string, unknown>) => void;
@@ -78,6 +82,7 @@ async function jobStarts(jobs: string): Promise<number[]> {
 }
 
 async function scenario(emit: Emit, name: string, make: (jobDir: string) => ClusterManager, fixedScheduler: number | null, localMs: number | null): Promise<number> {
+  const floor = await nodeStartFloor();
   const runs: Run[] = [];
   for (let i = 0; i < RUNS; i++) {
     const r = await once(make);
@@ -95,6 +100,8 @@ async function scenario(emit: Emit, name: string, make: (jobDir: string) => Clus
     overhead_ms: round(overhead),
     ...(localMs !== null ? { local_ms: round(localMs) } : {}),
     runs_ms: runs.map((r) => round(r.total)),
+    ...withFloor('overhead_ms', overhead, 'floor_ms', floor.parallel_ms, 'time', floor.is),
+    floor_one_node_ms: floor.one_ms,
     goal: `overhead_ms <= ${GOAL_MS} (addprocs of 2 until both answer, minus the scheduler's own submit-to-start)`,
     ok: overhead <= GOAL_MS,
   });

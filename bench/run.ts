@@ -7,6 +7,10 @@
  * (`_ms`, `_us`, `_mb_per_s`, `_per_s`), the goal from the issue, and whether it was met (`ok`).
  * Each scenario runs on a cluster of its own, in a temporary state dir, and closes it.
  *
+ * Beside its main figure a line carries the floor of the same work without Colony, measured in
+ * the same run right before it (bench/floors.ts), as `floor_<unit>`, and `ratio` = figure / floor
+ * (`ratio_is` says which way is better): the machine drifts too much for absolute figures alone.
+ *
  * Scenario groups of other modules run after the core ones: each other `bench/<group>.ts` exports
  * `run(emit)` and emits its own lines (`--only events`, `--only pmap`).
  */
@@ -22,6 +26,8 @@ import { ActorHost } from '../runtime/log/actor-host.ts';
 import { connectNats } from '../runtime/transport/connection.ts';
 import { Journal } from '../runtime/log/journal.ts';
 import { NatsServer } from '../runtime/transport/nats-server.ts';
+import { encode } from '../runtime/transport/codec.ts';
+import { jetstreamFloor, memcpyFloor, natsRequestFloor, nodeStartFloor, withFloor } from './floors.ts';
 import { checksum, echo, iota, iotaSum } from './tasks.ts';
 
 const TASKS = new URL('./tasks.ts', import.meta.url);
@@ -37,6 +43,8 @@ function progress(msg: string): void {
 }
 
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+/** Three significant digits, for ratios. */
+const sig3 = (x: number) => Number(x.toPrecision(3));
 
 /** Nearest-rank percentile of sorted values. */
 function percentile(sorted: number[], p: number): number {
@@ -90,6 +98,7 @@ async function withCluster<T>(fn: (cluster: Cluster) => Promise<T>): Promise<T> 
 
 /** `Cluster.start({ workers: 2 })` until both workers answer a remotecallFetch; median of 3. */
 async function startup(): Promise<Result> {
+  const floor = await nodeStartFloor();
   const runs: { total: number; start: number; everywhere: number; firstCall: number }[] = [];
   for (let i = 0; i < 3; i++) {
     const tmp = await tempDir();
@@ -124,6 +133,8 @@ async function startup(): Promise<Result> {
     start_ms: round(median(runs.map((r) => r.start))),
     everywhere_ms: round(median(runs.map((r) => r.everywhere))),
     first_call_ms: round(median(runs.map((r) => r.firstCall))),
+    ...withFloor('ms', ms, 'floor_ms', floor.parallel_ms, 'time', floor.is),
+    floor_one_node_ms: floor.one_ms,
     goal: 'ms <= 1000 (median of 3: Cluster.start({ workers: 2 }) + everywhere + both workers answer)',
     ok: ms <= 1000,
   };
@@ -132,8 +143,21 @@ async function startup(): Promise<Result> {
 const CALLS = 2000;
 const WARMUP = 500;
 
+/** The bare nats.js request/reply of `roundtrip` and `remotecall_fetch`, with the sizes of an echo call. */
+function callFloor() {
+  const mid = CALLS >> 1;
+  return natsRequestFloor({
+    requestBytes: encode({ op: 'call', task: echo.key, args: [mid], from: 1 }).length,
+    replyBytes: encode({ ok: mid }).length,
+    calls: CALLS,
+    warmup: WARMUP,
+  });
+}
+const ROUNDTRIP_GOAL_RATIO = 1.15;
+
 /** `remotecallFetch` of a trivial task: nothing is stored, one request/reply. */
 async function roundtrip(): Promise<Result> {
+  const floor = await callFloor();
   return withCluster(async (cluster) => {
     for (let i = 0; i < WARMUP; i++) await cluster.remotecallFetch(echo, 2, i);
     const ms: number[] = [];
@@ -145,12 +169,23 @@ async function roundtrip(): Promise<Result> {
     }
     const l = latency(ms);
     progress(`roundtrip: p50 ${l.p50_us} us, p99 ${l.p99_us} us`);
-    return { calls: CALLS, ...l, goal: 'p50_us <= 250 (Dask measured here: 10.8 ms)', ok: l.p50_us <= 250 };
+    const f = withFloor('p50_us', l.p50_us, 'floor_p50_us', floor.p50_us, 'time', floor.is);
+    return {
+      calls: CALLS,
+      ...l,
+      ...f,
+      floor_p99_us: floor.p99_us,
+      request_bytes: floor.request_bytes,
+      reply_bytes: floor.reply_bytes,
+      goal: `ratio <= ${ROUNDTRIP_GOAL_RATIO} (p50 at most ${ROUNDTRIP_GOAL_RATIO} x the bare nats.js floor; Dask measured here: 10.8 ms)`,
+      ok: l.p50_us <= ROUNDTRIP_GOAL_RATIO * floor.p50_us,
+    };
   });
 }
 
 /** `remotecall(...).fetch()`: the ref's created and ready events are stored before the value returns. */
 async function remotecallFetch(): Promise<Result> {
+  const floor = await callFloor();
   return withCluster(async (cluster) => {
     const refs = [];
     for (let i = 0; i < WARMUP; i++) {
@@ -176,6 +211,8 @@ async function remotecallFetch(): Promise<Result> {
       calls: CALLS,
       ...l,
       events_stored: events.length,
+      ...withFloor('p50_us', l.p50_us, 'floor_p50_us', floor.p50_us, 'time', floor.is),
+      floor_p99_us: floor.p99_us,
       goal: 'p50_us <= 500, with ref.created and ref.ready persisted before each fetch returns',
       ok: l.p50_us <= 500,
     };
@@ -187,6 +224,7 @@ const TRANSFER_REPS = 3;
 
 /** A 64 MiB Float64Array driver -> worker (put into remoteRef(2)) and worker -> driver (fetch). */
 async function transfer(): Promise<Result> {
+  const floor = await memcpyFloor({ bytes: TRANSFER_ELEMENTS * 8 });
   return withCluster(async (cluster) => {
     const n = TRANSFER_ELEMENTS;
     const bytes = n * 8;
@@ -235,6 +273,11 @@ async function transfer(): Promise<Result> {
       best_driver_to_worker_mb_per_s: round(mbps(Math.min(...up)), 0),
       best_worker_to_driver_mb_per_s: round(mbps(Math.min(...down)), 0),
       reps: TRANSFER_REPS,
+      ...withFloor('the slower way\'s mb_per_s', Math.min(mbps(upMs), mbps(downMs)), 'floor_mb_per_s', floor.mb_per_s, 'rate', floor.is),
+      driver_to_worker_ratio: sig3(mbps(upMs) / floor.mb_per_s),
+      worker_to_driver_ratio: sig3(mbps(downMs) / floor.mb_per_s),
+      floor_fresh_memory_mb_per_s: floor.fresh_memory_mb_per_s,
+      fresh_memory_ratio: sig3(Math.min(mbps(upMs), mbps(downMs)) / floor.fresh_memory_mb_per_s),
       goal: 'gb_per_s >= 1 each way (median of 3; MB = 1e6 bytes; Dask: 1.5 GB/s)',
       ok: mbps(upMs) >= 1000 && mbps(downMs) >= 1000,
     };
@@ -249,6 +292,15 @@ const JOURNAL_ACTORS = 20_000;
  * `Journal.append`, pipelined, for comparison.
  */
 async function journal(): Promise<Result> {
+  // The envelopes the actor host appends: their encoded sizes are the floor's payloads.
+  const env = (seq: number, type: string, from: string | null, to: string, data: Record<string, unknown>) =>
+    encode({ v: 1, kind: 'ref', id: `2-bench-${JOURNAL_ACTORS >> 1}`, seq, at: Date.now(), type, from, to, data }).length;
+  const floor = await jetstreamFloor({
+    payloadBytes: [env(1, 'ref.created', null, 'running', { owner: 2, creator: 1, task: 'bench#echo' }), env(2, 'ref.ready', 'running', 'ready', { bytes: 8 })],
+    events: 2 * JOURNAL_ACTORS,
+    serialEvents: 2000,
+    warmup: 2 * 2000,
+  });
   const tmp = await tempDir();
   let server: NatsServer | null = null;
   let nc: Awaited<ReturnType<typeof connectNats>> | null = null;
@@ -301,6 +353,10 @@ async function journal(): Promise<Result> {
       events_per_s: round(perS, 0),
       raw_append_ms: round(rawMs),
       raw_appends_per_s: round(rawPerS, 0),
+      ...withFloor('events_per_s', perS, 'floor_events_per_s', floor.pipelined_per_s, 'rate', floor.is),
+      floor_unchained_no_headers_per_s: floor.unchained_no_headers_per_s,
+      floor_serial_per_s: floor.serial_per_s,
+      floor_serial_p50_us: floor.serial_p50_us,
       goal: 'events_per_s >= 30000 (actor host: created + ready per ref actor, pipelined across actors, then flush)',
       ok: perS >= 30_000,
     };
@@ -319,11 +375,11 @@ const SCENARIOS: Record<string, Scenario> = {
 };
 
 /**
- * Scenario groups: every other `bench/<group>.ts` (task modules `*tasks.ts` aside) exports
+ * Scenario groups: every other `bench/<group>.ts` (task modules `*tasks.ts` and floors.ts aside) exports
  * `run(emit)` and emits one line per scenario of its own. They run after the core scenarios.
  */
 const GROUPS = readdirSync(fileURLToPath(new URL('.', import.meta.url)))
-  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.endsWith('tasks.ts'))
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && f !== 'floors.ts' && !f.endsWith('tasks.ts'))
   .map((f) => f.slice(0, -3))
   .sort();
 type Emit = (line: Record<string, unknown>) => void;
