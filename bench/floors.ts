@@ -22,6 +22,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { connect, createInbox, headers } from '@nats-io/transport-node';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
@@ -98,10 +99,11 @@ export interface NatsRequestFloor extends Described {
 
 /**
  * The replier: a plain node process (no TypeScript loader, no runtime) that answers every request
- * on its subject with `replyBytes` bytes, and exits when its stdin closes.
+ * on its subject with `replyBytes` bytes, and exits when its stdin closes. It runs in the
+ * repository's root, where `--eval` resolves the nats.js import.
  */
 const REPLIER = `
-const { connect } = await import(process.env.FLOOR_NATS_MODULE);
+const { connect } = await import('@nats-io/transport-node');
 const nc = await connect({ servers: process.env.FLOOR_URL });
 const reply = new Uint8Array(Number(process.env.FLOOR_REPLY_BYTES));
 nc.subscribe(process.env.FLOOR_SUBJECT, { callback: (_e, m) => m.respond(reply) });
@@ -120,7 +122,8 @@ export function natsRequestFloor(opts: { requestBytes: number; replyBytes: numbe
     const subject = 'colony.floor.call.2';
     const child = spawn(process.execPath, ['--input-type=module', '-e', REPLIER], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, FLOOR_NATS_MODULE: import.meta.resolve('@nats-io/transport-node'), FLOOR_URL: server.url, FLOOR_SUBJECT: subject, FLOOR_REPLY_BYTES: String(opts.replyBytes) },
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { ...process.env, FLOOR_URL: server.url, FLOOR_SUBJECT: subject, FLOOR_REPLY_BYTES: String(opts.replyBytes) },
     });
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     let nc: NatsConnection | null = null;
@@ -355,6 +358,7 @@ export interface LifeFloor extends Described {
  * around each row are the board's own rows (wrapping), the ring columns the wrapped cells.
  */
 export function wordLifeStep(board: Uint8Array, rows: number, cols: number, out: Uint8Array = new Uint8Array(rows * cols)): Uint8Array {
+  if (cols % 4 || board.byteOffset % 4 || out.byteOffset % 4) throw new Error(`wordLifeStep: cols must be a multiple of 4 and the boards start on a word, got cols ${cols}`);
   const Q = cols >> 2;
   const words = new Int32Array(board.buffer, board.byteOffset, rows * Q);
   const o32 = new Int32Array(out.buffer, out.byteOffset, rows * Q);
@@ -377,7 +381,6 @@ export function wordLifeStep(board: Uint8Array, rows: number, cols: number, out:
 export function lifeFloor(opts: { n: number; density: number; seed: number; generations: number; runs: number }): Promise<LifeFloor> {
   return once(`life ${JSON.stringify(opts)}`, async () => {
     const { n } = opts;
-    if (n % 4) throw new Error(`lifeFloor: n must be a multiple of 4, got ${n}`);
     let board: Uint8Array = new Uint8Array(n * n);
     for (let i = 0; i < board.length; i++) board[i] = cellAt(i, opts.seed) < opts.density ? 1 : 0;
     const reference = serialLifeStep(board, n, n);
