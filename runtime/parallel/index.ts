@@ -10,5 +10,26 @@ export type { LoopOptions, LoopRange, Reducer } from './preduce.ts';
 export { progressBar } from './progress-bar.ts';
 export type { ProgressBarOptions } from './progress-bar.ts';
 
-/** The worker side of parallel loops: the batch runner and the slice loops. */
-export const parallel: Capability = { name: 'parallel', tasks: [pmapBatch, pmapCancel, reduceSlice, forSlice] };
+/**
+ * The worker side of parallel loops: the batch runner and the slice loops. On the timeline a
+ * batch shows as the mapped task with its map id and item count, a slice as the looped task.
+ */
+export const parallel: Capability = {
+  name: 'parallel',
+  tasks: [pmapBatch, pmapCancel, reduceSlice, forSlice],
+  spanLabels: [
+    [pmapBatch, {
+      task: (a) => a[1] as string,
+      map: (a) => a[0] as string,
+      items: (a) => (a[2] as unknown[]).length,
+      failed: (r) => (r as { e?: unknown[] } | undefined)?.e?.length ?? 0,
+    }],
+    [reduceSlice, { task: (a) => a[0] as string, items: (a) => sliceLength(a[2]) }],
+    [forSlice, { task: (a) => a[0] as string, items: (a) => sliceLength(a[1]) }],
+  ],
+};
+
+function sliceLength(s: unknown): number {
+  const x = s as { items?: unknown[]; a?: number; b?: number };
+  return x.items ? x.items.length : (x.b ?? 0) - (x.a ?? 0);
+}

@@ -21,6 +21,7 @@ import { Requester } from '../transport/requester.ts';
 import { subjects } from '../transport/subjects.ts';
 import type { Subjects } from '../transport/subjects.ts';
 import { lookupTask, parseTaskKey } from './task.ts';
+import { SpanRecorder } from './span-recorder.ts';
 
 /** A call as it travels to `colony.<c>.call.<pid>`. */
 export interface CallRequest {
@@ -81,6 +82,8 @@ export class ProcessNode implements RefClient, RefBinder {
   readonly nonce: string;
   readonly requester: Requester;
   readonly blobs: BlobStore;
+  /** The spans of the tasks this process runs, published for the dashboard. */
+  readonly spans: SpanRecorder;
   private readonly maxInline: number;
   private readonly chunk: number;
   private readonly slots = new Map<string, Slot>();
@@ -117,6 +120,7 @@ export class ProcessNode implements RefClient, RefBinder {
     this.guardSync = opts.guardSync ?? false;
     this.requester = new Requester(opts.nc);
     this.blobs = new BlobStore(opts.pid, opts.nonce);
+    this.spans = new SpanRecorder(opts.nc, this.s.span(opts.pid), opts.pid);
     const maxPayload = opts.nc.info?.max_payload ?? 1024 * 1024;
     this.chunk = Math.max(64 * 1024, maxPayload - FRAME_ROOM);
     this.maxInline = this.chunk;
@@ -133,6 +137,7 @@ export class ProcessNode implements RefClient, RefBinder {
   async stop(): Promise<void> {
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
+    this.spans.flush();
     this.requester.close(new ProcessExitedError(this.pid, 'this process is shutting down'));
     this.gc.unregister(this);
   }
@@ -485,12 +490,13 @@ export class ProcessNode implements RefClient, RefBinder {
     this.running++;
     this.currentTask = key;
     let interrupt: ((e: Error) => void) | undefined;
+    const t0 = performance.now();
+    let result: unknown;
+    let error: unknown;
     try {
-      let result: unknown;
       if (this.guardSync && (this.guarded.has(key) || !this.seen.has(key))) {
         result = this.runGuarded(key, fn, args);
       } else {
-        const t0 = performance.now();
         result = fn(...args);
         // Fast before, long this time: its next call runs under the watchdog again.
         if (this.guardSync && performance.now() - t0 > GUARD_AFTER_MS) this.guarded.add(key);
@@ -503,7 +509,11 @@ export class ProcessNode implements RefClient, RefBinder {
         result = await Promise.race([result, interrupted]);
       }
       return result;
+    } catch (e) {
+      error = e ?? new Error(String(e));
+      throw e;
     } finally {
+      this.spans.record(key, args, t0, performance.now(), error, result);
       if (interrupt) this.interrupters.delete(interrupt);
       this.running--;
       this.completed++;

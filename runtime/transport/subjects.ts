@@ -23,6 +23,8 @@ export function subjects(c: string) {
     ref: (pid: number) => `${p}.ref.${pid}`,
     chunk: (array: string, index: number) => `${p}.chunk.${array}.${index}`,
     hb: (pid: number | '*') => `${p}.hb.${pid}`,
+    /** Task spans of a process, batched (core NATS, not persisted): see runtime/process/span-recorder.ts. */
+    span: (pid: number | '*') => `${p}.span.${pid}`,
     /** Control: registration (worker -> driver) and per-worker control (interrupt, exit). */
     register: `${p}.ctl.register`,
     ready: `${p}.ctl.ready`,
