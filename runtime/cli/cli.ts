@@ -4,6 +4,7 @@
  *   colony worker --nats URL --name C [--token T] [--creds FILE] [--grace MS]
  *   colony run script.ts            run a driver script with the TypeScript loader
  *   colony events | export | replay | status   observe the log (see USAGE)
+ *   colony dashboard                the web dashboard
  */
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +34,11 @@ const USAGE = `usage:
       Workers (pid, host, state, running task), refs by state, and other actors by state.
   colony export [FILTER] > log.jsonl
       Write events as JSON lines, for offline replay.
+  colony dashboard [--port N] [--host ADDR] [--file LOG.jsonl]
+      Serve the web dashboard (workers, task timeline, maps, pools, jobs, event tail) on
+      127.0.0.1:8787 (a free port if that one is busy; --port 0 takes any). On another --host
+      the printed URL carries a generated token that every request needs. --file draws an
+      exported log.
 
 Observer commands find the embedded cluster of this directory through .colony/<name>/ (its stored
 log is readable after it stopped), or take --nats URL --name C [--creds FILE] [--state-dir DIR].
@@ -52,6 +58,8 @@ export async function main(argv: string[]): Promise<void> {
         return await (await observe()).replayCommand(rest);
       case 'status':
         return await (await observe()).statusCommand(rest);
+      case 'dashboard':
+        return await (await import('./cli-dashboard.ts')).dashboardCommand(rest);
       case 'up':
         return await (await import('./cli-up.ts')).up(rest);
       case 'run': {

@@ -81,6 +81,11 @@ export interface ClusterOptions {
   snapshotEvery?: ActorHostOptions['snapshotEvery'];
   /** Where LocalManager workers' output goes. @default 'inherit' */
   workerOutput?: 'inherit' | 'ignore';
+  /**
+   * Serve the web dashboard from this process and print its URL (`true`: 127.0.0.1:8787, or a
+   * free port when that one is busy). See docs/dashboard.md. @default false
+   */
+  dashboard?: boolean | { port?: number; host?: string };
 }
 
 export interface StartOptions extends ClusterOptions {
@@ -113,6 +118,11 @@ export class Cluster {
   private readonly launches = new Set<AbortController>();
   private closed = false;
   private readonly startedWorkers: boolean;
+  private dashboard: { url: string; close(): Promise<void> } | null = null;
+  /** The dashboard's URL when `dashboard` was asked for, else null. */
+  get dashboardUrl(): string | null {
+    return this.dashboard?.url ?? null;
+  }
 
   private constructor(
     readonly nc: NatsConnection,
@@ -164,6 +174,7 @@ export class Cluster {
         await writeState(stateDir, { name, url: endpoint.url, driverPid: process.pid, natsPid: server?.pid ?? null, startedAt: new Date().toISOString() });
       }
       closeOnSignals(cluster);
+      await cluster.startDashboard();
       const n = opts.workers === 'auto' ? availableParallelism() : (opts.workers ?? 0);
       if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('workers', `must be a whole number >= 0 or 'auto', got ${opts.workers}`);
       if (n > 0) {
@@ -202,6 +213,7 @@ export class Cluster {
       }
       report.ms = performance.now() - t0;
       cluster.resumed = report;
+      await cluster.startDashboard();
       return cluster;
     } catch (e) {
       await cluster.close();
@@ -513,12 +525,27 @@ export class Cluster {
       await this.registry.durable();
       await this.journal.flush().catch((e) => console.error(`colony: ${(e as Error).message}`));
     } finally {
+      await this.dashboard?.close().catch(() => undefined);
       this.registry.stop();
       await this.node.stop();
       await this.nc.drain().catch(() => undefined);
       await this.server?.stop();
       if (this.stateDir) await removeState(this.stateDir);
     }
+  }
+
+  /** Starts the dashboard (loaded only when asked for) and prints where it is. */
+  private async startDashboard(): Promise<void> {
+    const want = this.opts.dashboard;
+    if (!want) return;
+    try {
+      const { startDashboard } = await import('../dashboard/index.ts');
+      this.dashboard = await startDashboard({ name: this.name, offline: false, nc: this.nc, journal: this.journal }, want === true ? {} : want);
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    process.stderr.write(`colony: dashboard of cluster '${this.name}' on ${this.dashboard.url}\n`);
   }
 
   /** @internal */
