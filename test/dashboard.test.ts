@@ -5,7 +5,6 @@
  */
 import { spawn } from 'node:child_process';
 import { get } from 'node:http';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -69,6 +68,36 @@ function statusWithHost(url: string, host: string): Promise<number> {
       resolve(res.statusCode ?? 0);
     }).on('error', reject);
   });
+}
+
+/** `colony dashboard ARGS` as a child process, once it has printed its URL. */
+async function dashboardCli(args: string[]): Promise<{ url: string; stdout: () => string; stop: () => Promise<string> }> {
+  const cli = spawn(process.execPath, [COLONY_BIN, 'dashboard', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  cli.stdout!.on('data', (b) => { stdout += b; });
+  cli.stderr!.on('data', (b) => { stderr += b; });
+  const exited = new Promise<string>((r) => cli.once('exit', (code, signal) => r(`exited ${code ?? signal}`)));
+  // SIGTERM stops it (its server, and the temporary nats-server of a stored log); a hang is a failure.
+  const stop = async () => {
+    if (cli.exitCode !== null) return exited;
+    cli.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const how = await Promise.race([exited, new Promise<string>((r) => { timer = setTimeout(() => r('hung'), 15_000); })]);
+    clearTimeout(timer);
+    if (how === 'hung') cli.kill('SIGKILL');
+    return how;
+  };
+  try {
+    const url = await waitFor(() => {
+      if (cli.exitCode !== null) throw new Error(`colony dashboard exited ${cli.exitCode}: ${stderr}`);
+      return /(http:\/\/127\.0\.0\.1:\d+\/)\s/.exec(stdout)?.[1];
+    }, { timeoutMs: 30_000, message: "the dashboard's URL" });
+    return { url, stdout: () => stdout, stop };
+  } catch (e) {
+    await stop();
+    throw new Error(`${(e as Error).message} (stderr: ${stderr})`, { cause: e });
+  }
 }
 
 const shot = (page: Page, selector: string, name: string) => page.locator(selector).screenshot({ path: join(ARTIFACTS, `${name}.png`) });
@@ -186,12 +215,24 @@ describe('dashboard', () => {
 
     expect(errors).toEqual([]);
     await page.close();
+
+    // `colony dashboard` attaches to this running cluster from its state dir, as an observer.
+    const cli = await dashboardCli(['--state-dir', tc.stateDir, '--port', '0']);
+    try {
+      expect(cli.stdout()).not.toContain('stopped');
+      const served = (await (await fetch(`${cli.url}api/state`)).json()) as { live: boolean; model: { workers: Record<string, { host: string; state: string }>; maps: Record<string, { done: number; total: number; task: string }> } };
+      expect(served.live).toBe(true);
+      for (const pid of [...pids, added!]) expect(served.model.workers[pid]).toMatchObject({ host: hostname(), state: 'ready' });
+      expect(Object.values(served.model.maps).find((v) => v.task.endsWith('#busy'))).toMatchObject({ done: 200, total: 200 });
+    } finally {
+      expect(await cli.stop()).toBe('exited 0');
+    }
   });
 
   it('opens the stored log of a stopped cluster with colony dashboard: its workers and maps', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'colony-dash-'));
     const name = uniqueName('stopped');
-    let cli: ChildProcess | null = null;
+    let cli: Awaited<ReturnType<typeof dashboardCli>> | null = null;
     try {
       const cluster = await Cluster.start({ name, stateDir, workers: 2, workerOutput: 'ignore', graceMs: 10_000 });
       let pids: number[];
@@ -203,13 +244,9 @@ describe('dashboard', () => {
         await cluster.close();
       }
 
-      cli = spawn(process.execPath, [COLONY_BIN, 'dashboard', '--state-dir', stateDir, '--name', name, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      cli.stdout!.on('data', (b) => { stdout += b; });
-      cli.stderr!.on('data', (b) => { stderr += b; });
-      const url = await waitFor(() => /(http:\/\/127\.0\.0\.1:\d+\/)\s/.exec(stdout)?.[1], { timeoutMs: 30_000, message: `the dashboard's URL (stderr: ${stderr})` });
-      expect(stdout).toContain('(stopped: its stored log)');
+      cli = await dashboardCli(['--state-dir', stateDir, '--name', name, '--port', '0']);
+      const url = cli.url;
+      expect(cli.stdout()).toContain('(stopped: its stored log)');
 
       const { page, errors } = await openPage(url);
       expect(await page.locator('header .badge').first().textContent()).toBe('stopped: stored log');
@@ -230,16 +267,7 @@ describe('dashboard', () => {
       expect(errors).toEqual([]);
       await page.close();
     } finally {
-      if (cli && cli.exitCode === null) {
-        // SIGTERM stops it (its server and the temporary nats-server on the stored log); a hang is a failure.
-        const exited = new Promise<string>((r) => cli!.once('exit', (code, signal) => r(`exited ${code ?? signal}`)));
-        cli.kill('SIGTERM');
-        let timer: NodeJS.Timeout | undefined;
-        const how = await Promise.race([exited, new Promise<string>((r) => { timer = setTimeout(() => r('hung'), 15_000); })]);
-        clearTimeout(timer);
-        if (how === 'hung') cli.kill('SIGKILL');
-        expect(how).toBe('exited 0');
-      }
+      if (cli) expect(await cli.stop()).toBe('exited 0');
       await rm(stateDir, { recursive: true, force: true });
     }
   });
