@@ -189,6 +189,28 @@ describe('dashboard', () => {
 
     await page.screenshot({ path: join(ARTIFACTS, 'live-page.png'), fullPage: true });
 
+    // The timeline zooms with the wheel, which stops it following live until "follow" is pressed.
+    const follow = page.locator('#timeline button', { hasText: 'follow' });
+    expect(await follow.getAttribute('class')).toBe('on');
+    const box = (await page.locator('#timeline .chart').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.3, box.y + 40);
+    for (let i = 0; i < 4; i++) await page.mouse.wheel(0, -240);
+    await expect.poll(() => follow.getAttribute('class')).toBe('');
+    // While the page redraws (once a second), the zoomed window stays where it was.
+    const timeline = page.locator('#timeline');
+    const redrawn = async () => {
+      const n = Number(await timeline.getAttribute('data-renders'));
+      await expect.poll(async () => Number(await timeline.getAttribute('data-renders'))).toBeGreaterThan(n);
+    };
+    await redrawn();
+    const zoomed = await timeline.getAttribute('data-window');
+    await redrawn();
+    await redrawn();
+    expect(await timeline.getAttribute('data-window')).toBe(zoomed);
+    await shot(page, '#timeline', 'live-timeline-zoomed');
+    await follow.click();
+    expect(await follow.getAttribute('class')).toBe('on');
+
     // The event tail, filtered to worker events; clicking an actor shows its replayed timeline.
     await page.fill('#log input', 'worker.*');
     await page.press('#log input', 'Enter');

@@ -73,9 +73,18 @@ export function timelineView(app: App): View {
     box, note);
   const chart = echarts.init(box, undefined, { renderer: 'canvas' });
   autoResize(chart, box);
-  chart.on('datazoom', () => {
+  /** The window the user zoomed to: kept as times, so it stays put while the axis grows. */
+  let held: { startValue?: number; endValue?: number } = {};
+  /** The x axis' extent at the last redraw, to turn the zoom's percentages into times. */
+  let extent: [number, number] = [0, 0];
+  chart.on('datazoom', (ev: unknown) => {
     following = false;
     follow.classList.remove('on');
+    const e = ev as { start?: number; end?: number; batch?: { start?: number; end?: number }[] };
+    const z = e.batch?.[0] ?? e;
+    if (typeof z.start !== 'number' || typeof z.end !== 'number') return;
+    const [lo, hi] = extent;
+    held = { startValue: lo + ((hi - lo) * z.start) / 100, endValue: lo + ((hi - lo) * z.end) / 100 };
   });
   const colors = new Map<string, number>();
   let last: Model | null = null;
@@ -158,7 +167,10 @@ export function timelineView(app: App): View {
 
     const end = m.offline ? lastEnd : now;
     const start = Number.isFinite(windowMs) ? Math.max(first, end - windowMs) : first;
-    const zoom = following && Number.isFinite(first) ? { startValue: start, endValue: end } : {};
+    const zoom = following && Number.isFinite(first) ? { startValue: start, endValue: end } : held;
+    const xMin = Number.isFinite(first) ? first : undefined;
+    const xMax = Number.isFinite(lastEnd) ? Math.max(lastEnd, end) : undefined;
+    if (xMin !== undefined && xMax !== undefined) extent = [xMin, xMax];
     box.style.height = `${Math.max(2, lanes.length) * LANE_PX + 110}px`;
     chart.resize();
     chart.setOption({
@@ -176,7 +188,7 @@ export function timelineView(app: App): View {
           return `${shortTask(s[0])}<br>${clock(s[1], true)}, ${duration(s[2] - s[1])}${s[5] > 1 ? `, ${s[5]} items` : ''}${s[4] ? `<br>map ${s[4]}` : ''}${err}`;
         },
       },
-      xAxis: { type: 'time', min: Number.isFinite(first) ? first : undefined, max: Number.isFinite(lastEnd) ? Math.max(lastEnd, end) : undefined, axisLabel: { hideOverlap: true } },
+      xAxis: { type: 'time', min: xMin, max: xMax, axisLabel: { hideOverlap: true } },
       yAxis: { type: 'category', data: lanes.map((p) => (p === 1 ? 'driver' : `worker ${p}`)), inverse: true, axisTick: { show: false } },
       dataZoom: [
         { type: 'inside', xAxisIndex: 0, filterMode: 'weakFilter', ...zoom },
@@ -184,6 +196,9 @@ export function timelineView(app: App): View {
       ],
       series,
     }, { replaceMerge: ['series'] });
+    const dz = (chart.getOption() as { dataZoom?: { startValue?: number; endValue?: number }[] }).dataZoom?.[0];
+    el.dataset.window = `${Math.round(dz?.startValue ?? 0)},${Math.round(dz?.endValue ?? 0)}`;
+    el.dataset.renders = String(Number(el.dataset.renders ?? 0) + 1);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     note.textContent = total
       ? `${total} spans on ${Object.keys(counts).length} lane(s); a pmap batch is one span. Scroll or drag to zoom.`
