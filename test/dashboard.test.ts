@@ -22,6 +22,7 @@ import { startCluster } from './helpers/cluster.ts';
 import { uniqueName } from './helpers/nats.ts';
 import { waitFor } from './helpers/wait.ts';
 import { busy, failOdd, PMAP_TASKS_URL } from './fixtures/pmap-tasks.ts';
+import { boom } from './fixtures/tasks.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/dashboard/', import.meta.url));
@@ -91,7 +92,7 @@ async function dashboardCli(args: string[]): Promise<{ url: string; stdout: () =
   try {
     const url = await waitFor(() => {
       if (cli.exitCode !== null) throw new Error(`colony dashboard exited ${cli.exitCode}: ${stderr}`);
-      return /(http:\/\/127\.0\.0\.1:\d+\/)\s/.exec(stdout)?.[1];
+      return /(http:\/\/[^\s]+)\s/.exec(stdout)?.[1];
     }, { timeoutMs: 30_000, message: "the dashboard's URL" });
     return { url, stdout: () => stdout, stop };
   } catch (e) {
@@ -115,7 +116,7 @@ async function appendActor(journal: Journal, kind: 'pool' | 'job', id: string, e
 
 describe('dashboard', () => {
   it('shows the live cluster: workers, spans on both lanes, the map, a worker added later, pools and jobs', async () => {
-    await using tc = await startCluster({ workers: 2, dashboard: { port: 0 } });
+    await using tc = await startCluster({ workers: 2, tasks: true, dashboard: { port: 0 } });
     const { cluster } = tc;
     expect(cluster.dashboardUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     await cluster.everywhere(PMAP_TASKS_URL);
@@ -125,6 +126,13 @@ describe('dashboard', () => {
     expect(pids).toHaveLength(2);
     // A map with failures, shown in red on the bar and marked on the timeline.
     await cluster.pmap(failOdd, Array.from({ length: 40 }, (_, i) => i), { onError: () => -1, batchSize: 5 });
+
+    // A task that throws is a span with its error's name.
+    await expect(cluster.remotecallFetch(boom, pids[0]!, 'on purpose')).rejects.toThrow('on purpose');
+    await waitFor(async () => {
+      const st = (await (await fetch(`${cluster.dashboardUrl}api/state`)).json()) as { model: { spans: Record<string, [string, number, number, string | null][]> } };
+      return st.model.spans[pids[0]!]?.some((sp) => sp[0].endsWith('#boom') && sp[3] === 'RangeError');
+    }, { message: 'the failed call as a span' });
 
     const { page, errors } = await openPage(cluster.dashboardUrl!);
 
@@ -295,25 +303,41 @@ describe('dashboard', () => {
   });
 
   it('needs its token on an address other than loopback, and only reads', async () => {
-    const dash = await startDashboard({ name: 'file', envelopes: [] }, { host: '127.0.0.2', port: 0 });
+    // An exported log (`colony export`), served on 127.0.0.2: not 127.0.0.1, so the token is needed.
+    const log = fileURLToPath(new URL('./fixtures/logs/core-lifecycle.jsonl', import.meta.url));
+    const cli = await dashboardCli(['--file', log, '--host', '127.0.0.2', '--port', '0']);
     try {
-      expect(dash.token).toMatch(/^[A-Za-z0-9_-]{20,}$/);
-      expect(dash.url).toBe(`http://127.0.0.2:${dash.port}/?token=${dash.token}`);
-      const base = `http://127.0.0.2:${dash.port}`;
+      const url = new URL(cli.url);
+      const token = url.searchParams.get('token')!;
+      expect(url.host).toMatch(/^127\.0\.0\.2:\d+$/);
+      expect(token).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+      expect(cli.stdout()).toContain('19 events from');
+      const base = url.origin;
       for (const path of ['/', '/api/state', '/api/stream', '/app.js', '/api/replay?actor=worker/2']) {
         const r = await fetch(`${base}${path}`);
         expect(r.status, path).toBe(401);
         expect(await r.text()).toContain('token');
       }
-      expect((await fetch(`${base}/api/state?token=wrong-${dash.token}`)).status).toBe(403);
-      const ok = await fetch(`${base}/?token=${dash.token}`);
+      expect((await fetch(`${base}/api/state?token=wrong-${token}`)).status).toBe(403);
+      const ok = await fetch(`${base}/?token=${token}`);
       expect(ok.status).toBe(200);
       // The page's assets carry the token too.
-      expect(await ok.text()).toContain(`app.js?token=${dash.token}`);
-      expect((await fetch(`${base}/app.js?token=${dash.token}`)).status).toBe(200);
-      expect((await fetch(`${base}/api/state?token=${dash.token}`, { method: 'POST' })).status).toBe(405);
+      expect(await ok.text()).toContain(`app.js?token=${token}`);
+      expect((await fetch(`${base}/api/state?token=${token}`, { method: 'POST' })).status).toBe(405);
+
+      // With the token the page works: the file's workers, replay, no console errors.
+      const { page, errors } = await openPage(cli.url);
+      for (const pid of [2, 3, 4]) await page.locator(`#workers tr[data-pid="${pid}"]`).waitFor();
+      // As recorded: 3 exited, 4 was lost (the file has no heartbeats to say more).
+      expect(await page.locator('#workers tr[data-pid="3"] .badge').textContent()).toBe('exited');
+      expect(await page.locator('#workers tr[data-pid="4"] .badge').textContent()).toBe('lost');
+      await page.locator('#workers tr[data-pid="3"] a').click();
+      await expect.poll(() => page.locator('#actor .note').textContent()).toMatch(/state exited, replayed through its machine/);
+      await page.screenshot({ path: join(ARTIFACTS, 'file-page.png'), fullPage: true });
+      expect(errors).toEqual([]);
+      await page.close();
     } finally {
-      await dash.close();
+      expect(await cli.stop()).toBe('exited 0');
     }
     // On 127.0.0.1 no token is needed, but the Host header must be a loopback name.
     const local = await startDashboard({ name: 'file', envelopes: [] }, { port: 0 });

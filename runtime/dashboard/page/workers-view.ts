@@ -20,7 +20,7 @@ export function workersView(app: App): View {
     const hb = w.hb;
     const live = LIVE.has(w.state);
     const silent = live && !app.offline() && (!hb || app.now() - hb.seenAt > 3000);
-    const running = hb && (hb.running ?? 0) > 0 ? shortTask(hb.task ?? w.lastTask) || 'busy' : live ? 'idle' : '';
+    const running = hb && (hb.running ?? 0) > 0 ? shortTask(hb.task ?? w.lastTask) || 'busy' : live && !app.offline() ? 'idle' : '';
     // Calls from the heartbeat (a pmap batch is one), items from the spans seen here (a pmap item is one).
     const calls = hb?.completed ?? 0;
     return h('tr', { 'data-pid': w.pid, class: live ? '' : 'ended' },
