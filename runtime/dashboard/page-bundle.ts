@@ -56,7 +56,7 @@ export async function buildPage(): Promise<void> {
 /** Makes sure a current bundle is there: builds it when missing, or stale and esbuild is at hand. */
 export async function ensurePage(): Promise<void> {
   const built = bundleTime();
-  if (built && (built >= sourcesTime() || !existsSync(PAGE_DIR))) return;
+  if (built && (!existsSync(PAGE_DIR) || built >= sourcesTime())) return;
   try {
     await buildPage();
   } catch (e) {
