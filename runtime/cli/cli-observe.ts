@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { ActorKind, Envelope } from '../../actors/index.ts';
 import { decode } from '../transport/codec.ts';
+import { checkEventFilter } from '../transport/subjects.ts';
 import { TARGET_OPTIONS, openTarget } from './cli-target.ts';
 import { formatEvent, toJsonLine } from '../log/event-format.ts';
 import { readJsonl, replayActor, replayAll } from '../log/replay.ts';
@@ -26,7 +27,7 @@ export async function eventsCommand(args: string[]): Promise<void> {
     args, allowPositionals: true,
     options: { ...TARGET_OPTIONS, since: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
   });
-  const filter = positionals[0] ?? '>';
+  const filter = checkEventFilter(positionals[0] ?? '>');
   const t = await openTarget(values);
   const print = (e: Envelope) => out(values.json ? toJsonLine(e) : formatEvent(e));
   try {
@@ -55,9 +56,10 @@ export async function eventsCommand(args: string[]): Promise<void> {
 /** `colony export <filter> > file.jsonl` */
 export async function exportCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...TARGET_OPTIONS, since: { type: 'string' } } });
+  const filter = checkEventFilter(positionals[0] ?? '>');
   const t = await openTarget(values);
   try {
-    for await (const e of t.journal.iterate(positionals[0] ?? '>', since(values.since))) out(toJsonLine(e));
+    for await (const e of t.journal.iterate(filter, since(values.since))) out(toJsonLine(e));
   } finally {
     await t.close();
   }

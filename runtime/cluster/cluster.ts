@@ -377,7 +377,13 @@ export class Cluster {
   /** Removes workers: each is deregistered, asked to exit and finalized. */
   async rmprocs(pids: number | number[]): Promise<void> {
     const list = Array.isArray(pids) ? pids : [pids];
-    for (const p of list) if (p === 1) throw new InvalidArgumentError('pids', 'pid 1 is the driver and cannot be removed');
+    for (const p of list) {
+      if (p === 1) throw new InvalidArgumentError('pids', 'pid 1 is the driver and cannot be removed');
+      // A worker that has already exited was a worker: removing it again is a no-op.
+      if (!Number.isInteger(p) || !this.registry.entry(p)) {
+        throw new InvalidArgumentError('pids', `${String(p)} is not a worker of this cluster; its workers are ${this.registry.live().join(', ') || 'none'}`);
+      }
+    }
     await Promise.all(list.map((p) => this.registry.remove(p)));
   }
 
@@ -405,8 +411,10 @@ export class Cluster {
   remotecall<A extends unknown[], R>(f: Task<A, R>, pid: number, ...args: A): RemoteRef<Awaited<R>> {
     this.checkCall(f, pid);
     const id = this.node.newRefId(pid);
+    // Sent before the handle exists: arguments that cannot be sent throw here, leaving no ref.
+    const sent = this.node.call(pid, f.key, args, id);
     const ref = this.node.refHandle(id) as RemoteRef<Awaited<R>>;
-    const done = this.registry.track(pid, this.node.call(pid, f.key, args, id));
+    const done = this.registry.track(pid, sent);
     ref.launch = done.then((r) => {
       if (r.err) throw fromErrorData(r.err, pid);
     });

@@ -20,7 +20,7 @@ import { mapEvents } from '../../actors/index.ts';
 import type { ActorEvent, ErrorData } from '../../actors/index.ts';
 import type { HostedActor } from '../log/actor-host.ts';
 import type { ClusterContext } from '../process/context.ts';
-import { encode } from '../transport/codec.ts';
+import { encode, functionError } from '../transport/codec.ts';
 import { InterruptException, InvalidArgumentError, ProcessExitedError, TaskNotFoundError, TimeoutError, fromErrorData, toErrorData } from '../transport/errors.ts';
 import { myid } from '../process/myid.ts';
 import type { Reply } from '../process/process-node.ts';
@@ -305,6 +305,19 @@ export function checkWorkers(cluster: ClusterContext, workers: unknown): number[
   return [...new Set(workers as number[])];
 }
 
+/** An encoding error of a batch's arguments, its place named from the map's items (`items[12].cb`). */
+function unsendable(e: unknown, idx: number[]): unknown {
+  const path = (e as { path?: (string | number)[] }).path;
+  if (!path || path[0] !== 'args' || path[1] !== 2 || typeof path[2] !== 'number') return e;
+  return functionError(['items', idx[path[2]] ?? path[2], ...path.slice(3)]);
+}
+
+/** An encoding error of the `shared` value (sent with put: `value.cb`), named from the option (`shared.cb`). */
+function sharedError(e: unknown): unknown {
+  const path = (e as { path?: (string | number)[] }).path;
+  return path?.[0] === 'value' ? functionError(['shared', ...path.slice(1)]) : e;
+}
+
 /** The encoded size of the largest of a few sample items, to keep auto batches small on the wire. */
 function sampleBytes(items: unknown[]): number {
   const n = items.length;
@@ -395,7 +408,7 @@ class MapRun<T, R> {
         await ref.put(this.o.shared);
         fd.shared = ref;
       } catch (e) {
-        if ((e as Error).name !== 'ProcessExitedError') throw e;
+        if ((e as Error).name !== 'ProcessExitedError') throw sharedError(e);
         fd.alive = false;
         this.lastLost = e as Error;
       }
@@ -428,7 +441,7 @@ class MapRun<T, R> {
         await ref.put(this.o.shared);
       } catch (e) {
         if ((e as Error).name === 'ProcessExitedError') return;
-        throw e;
+        throw sharedError(e);
       }
       fd.shared = ref;
       if (this.settled) {
@@ -502,9 +515,17 @@ class MapRun<T, R> {
     if (this.o.timeoutMs) opts.t = this.o.timeoutMs;
     if (fd.shared) opts.s = fd.shared;
     const items = batch.idx.map((i) => this.items[i]);
-    fd.inflight++;
     const { node, registry } = this.cluster;
-    const call = registry.track(fd.pid, node.call(fd.pid, pmapBatch.key, [this.o.id, this.f.key, items, opts]));
+    let sent: Promise<Reply>;
+    try {
+      sent = node.call(fd.pid, pmapBatch.key, [this.o.id, this.f.key, items, opts]);
+    } catch (e) {
+      // An item that cannot be sent (a function inside) fails the map, naming the item.
+      this.fail(unsendable(e, batch.idx));
+      return;
+    }
+    fd.inflight++;
+    const call = registry.track(fd.pid, sent);
     call.then(
       (reply) => this.onReply(fd, batch, reply),
       (err) => this.onReply(fd, batch, { err: toErrorData(err, fd.pid) }),

@@ -10,7 +10,7 @@ import type { ErrorData } from '../../actors/index.ts';
 import type { ActorHost, HostedActor } from '../log/actor-host.ts';
 import { BlobStore, takeBlob } from '../transport/blob.ts';
 import type { BlobMarker } from '../transport/blob.ts';
-import { decode, encode } from '../transport/codec.ts';
+import { decode, encode, functionError } from '../transport/codec.ts';
 import { decodeFrame, encodeParts, frameOf, unescapeInline } from '../transport/frame.ts';
 import type { RefBinder } from '../transport/codec.ts';
 import { InterruptException, InvalidArgumentError, ProcessExitedError, TaskNotFoundError, fromErrorData, toErrorData } from '../transport/errors.ts';
@@ -22,6 +22,12 @@ import { subjects } from '../transport/subjects.ts';
 import type { Subjects } from '../transport/subjects.ts';
 import { lookupTask, parseTaskKey } from './task.ts';
 import { SpanRecorder } from './span-recorder.ts';
+
+/** Reads a value after an await, so the engine keeps it until then (a compare it cannot drop). */
+let sink: unknown;
+function keepAlive(v: unknown): void {
+  if (v === sink) sink = undefined;
+}
 
 /** A call as it travels to `colony.<c>.call.<pid>`. */
 export interface CallRequest {
@@ -150,6 +156,7 @@ export class ProcessNode implements RefClient, RefBinder {
     try {
       encoded = encodeParts(obj);
     } catch (e) {
+      if (e instanceof InvalidArgumentError) throw e;
       const circular = e instanceof RangeError && /call stack/i.test(e.message);
       throw new InvalidArgumentError('value', circular
         ? 'the value cannot be sent: it contains a circular reference'
@@ -177,6 +184,9 @@ export class ProcessNode implements RefClient, RefBinder {
     try {
       data = this.pack(reply);
     } catch (e) {
+      const path = (e as { path?: (string | number)[] }).path;
+      // The place is named from the result (`result.cb`), not from the reply around it.
+      if (path?.[0] === 'ok') e = functionError(['result', ...path.slice(1)]);
       data = encode({ err: { ...toErrorData(e, this.pid), message: `the result could not be encoded: ${(e as Error).message}` } });
     }
     msg.respond(data);
@@ -296,16 +306,28 @@ export class ProcessNode implements RefClient, RefBinder {
   }
 
   async requestReply(pid: number, subject: string, payload: object, timeoutMs = 0): Promise<Reply> {
-    const msg = await this.requester.request(pid, subject, this.pack(payload), timeoutMs);
+    return this.sendPacked(pid, subject, this.pack(payload), payload, timeoutMs);
+  }
+
+  /**
+   * Sends encoded bytes and decodes the reply. `payload` is what they encode: holding it until the
+   * reply keeps the RemoteRef handles inside it alive, so they are not freed while the callee uses them.
+   */
+  private async sendPacked(pid: number, subject: string, data: Uint8Array, payload: object, timeoutMs = 0): Promise<Reply> {
+    const msg = await this.requester.request(pid, subject, data, timeoutMs);
+    keepAlive(payload);
     return this.unpack<Reply>(msg.data);
   }
 
-  /** Sends a call to `pid`. With `ref`, the result stays there under that id. */
-  async call(pid: number, taskKey: string, args: unknown[], ref?: string): Promise<Reply> {
+  /**
+   * Sends a call to `pid`. With `ref`, the result stays there under that id. Arguments that
+   * cannot be sent (a function inside) throw here, synchronously, before anything is sent.
+   */
+  call(pid: number, taskKey: string, args: unknown[], ref?: string): Promise<Reply> {
     const req: CallRequest = { op: 'call', task: taskKey, args, from: this.pid };
     if (ref) req.ref = ref;
     if (pid === this.pid) return this.handleCall(req);
-    return this.requestReply(pid, this.s.call(pid), req);
+    return this.sendPacked(pid, this.s.call(pid), this.pack(req), req);
   }
 
   // ---------------------------------------------------------------- refs: owner side
