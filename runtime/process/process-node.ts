@@ -16,7 +16,7 @@ import type { RefBinder } from '../transport/codec.ts';
 import { InterruptException, InvalidArgumentError, ProcessExitedError, TaskNotFoundError, fromErrorData, toErrorData } from '../transport/errors.ts';
 import { RemoteRef } from './remote-ref.ts';
 import type { RefClient } from './remote-ref.ts';
-import { isEmptyRefId } from './remote-ref.ts';
+import { isEmptyRefId, ownerOf } from './remote-ref.ts';
 import { Requester } from '../transport/requester.ts';
 import { subjects } from '../transport/subjects.ts';
 import type { Subjects } from '../transport/subjects.ts';
@@ -414,12 +414,30 @@ export class ProcessNode implements RefClient, RefBinder {
   private async onCall(msg: Msg): Promise<void> {
     let req: CallRequest;
     try {
-      req = await this.unpack<CallRequest>(msg.data);
+      req = this.checkCall(await this.unpack<CallRequest>(msg.data));
     } catch (e) {
       this.respond(msg, { err: toErrorData(e, this.pid) });
       return;
     }
     this.respond(msg, await this.handleCall(req));
+  }
+
+  /** A call off the wire has the shape of a {@link CallRequest}, and its ref (if any) is ours. */
+  private checkCall(req: unknown): CallRequest {
+    const r = req as Partial<CallRequest> | null;
+    if (!r || typeof r !== 'object') throw new InvalidArgumentError('call', `expected a call request, got ${r === null ? 'null' : typeof r}`);
+    if (typeof r.task !== 'string') throw new InvalidArgumentError('task', `expected a task key, got ${typeof r.task}`);
+    if (!Array.isArray(r.args)) throw new InvalidArgumentError('args', `expected an array of arguments, got ${typeof r.args}`);
+    if (r.ref !== undefined) this.ownId(r.ref);
+    return r as CallRequest;
+  }
+
+  /** A ref id named by a request to this process: a string id of a ref this process owns. */
+  private ownId(id: unknown): string {
+    if (typeof id !== 'string') throw new InvalidArgumentError('id', `expected a RemoteRef id, got ${id === null ? 'null' : typeof id}`);
+    const owner = ownerOf(id);
+    if (owner !== this.pid) throw new InvalidArgumentError('id', `RemoteRef ${id} is owned by pid ${owner}, not by pid ${this.pid}`);
+    return id;
   }
 
   private async handleCall(req: CallRequest): Promise<Reply> {
@@ -431,6 +449,11 @@ export class ProcessNode implements RefClient, RefBinder {
       }
     }
     const id = req.ref;
+    // A ref id is used once: a second call (or a put) under the same id would be a second history.
+    const existing = this.slots.get(id);
+    if ((existing && existing.actor) || this.freed.has(id)) {
+      return { err: toErrorData(new InvalidArgumentError('ref', `RemoteRef ${id} already exists on pid ${this.pid}; each call needs a new ref id`), this.pid) };
+    }
     const actor = this.host.create('ref', id);
     actor.send(refEvents.created(Date.now(), { owner: this.pid, creator: req.from, task: req.task }));
     // A fetch that overtook this call waits in a placeholder: adopt it, waiters and all.
@@ -461,6 +484,8 @@ export class ProcessNode implements RefClient, RefBinder {
       return;
     }
     try {
+      if (!req || typeof req !== 'object') throw new InvalidArgumentError('op', `expected a ref operation, got ${req === null ? 'null' : typeof req}`);
+      if (req.op !== 'blob' && req.op !== 'blob-done') this.ownId(req.id);
       switch (req.op) {
         case 'blob':
           this.blobs.serve(msg, req.id, req.i ?? 0);

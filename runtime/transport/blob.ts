@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Msg } from '@nats-io/transport-node';
 import { encode } from './codec.ts';
-import { RemoteException } from './errors.ts';
+import { InvalidArgumentError, RemoteException } from './errors.ts';
 import type { Frame } from './frame.ts';
 import type { Requester } from './requester.ts';
 
@@ -37,6 +37,8 @@ export const BLOB_TTL_MS = 10 * 60_000;
 /** Chunk requests in flight at once. */
 export const BLOB_WINDOW = 6;
 const SHM_DIR = '/dev/shm';
+/** The largest blob a marker may announce (Node's largest Buffer). */
+const MAX_BLOB_BYTES = 2 ** 32;
 /** The size header before the frame in a shm file. */
 const SHM_HEADER = 8;
 
@@ -304,6 +306,7 @@ function takeShm(path: string, size: number): Uint8Array | null {
  * holder to release it either way. The result starts 8-byte aligned.
  */
 export async function takeBlob(req: Requester, refSubject: string, m: BlobMarker): Promise<Uint8Array> {
+  checkMarker(m);
   try {
     if (m.shm && m.host === HOST_KEY) {
       const bytes = takeShm(m.shm, m.size);
@@ -313,6 +316,24 @@ export async function takeBlob(req: Requester, refSubject: string, m: BlobMarker
     return await pullChunks(req, refSubject, m);
   } finally {
     req.publishOnly(refSubject, encode({ op: 'blob-done', id: m.id }));
+  }
+}
+
+/**
+ * A marker off the wire names a blob this runtime made: a holder pid, an id, whole sizes, and a
+ * shared-memory file of ours. Anything else is refused before a byte is allocated or a file touched.
+ */
+function checkMarker(m: BlobMarker): void {
+  const bad = (field: string, why: string): never => {
+    throw new InvalidArgumentError(`$blob.${field}`, `${why}: not a blob marker made by colony`);
+  };
+  if (!m || typeof m !== 'object') bad('marker', 'expected an object');
+  if (!Number.isInteger(m.holder) || m.holder < 1) bad('holder', `expected a pid, got ${String(m.holder)}`);
+  if (typeof m.id !== 'string' || !/^[A-Za-z0-9]+$/.test(m.id)) bad('id', `expected a blob id, got ${String(m.id)}`);
+  if (!Number.isSafeInteger(m.size) || m.size < 0 || m.size > MAX_BLOB_BYTES) bad('size', `expected 0..${MAX_BLOB_BYTES} bytes, got ${String(m.size)}`);
+  if (!Number.isSafeInteger(m.chunk) || m.chunk < 1) bad('chunk', `expected a chunk size >= 1, got ${String(m.chunk)}`);
+  if (m.shm !== undefined && (typeof m.shm !== 'string' || !m.shm.startsWith(`${SHM_DIR}/colony-`) || m.shm.slice(SHM_DIR.length + 1).includes('/'))) {
+    bad('shm', `expected a file ${SHM_DIR}/colony-*, got ${String(m.shm)}`);
   }
 }
 
