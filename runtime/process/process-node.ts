@@ -206,7 +206,7 @@ export class ProcessNode implements RefClient, RefBinder {
     const ref = new RemoteRef(id, this);
     this.handles.set(id, new WeakRef(ref));
     if (id.includes(`-${this.nonce}-`)) {
-      this.gc.register(ref, id);
+      this.gc.register(ref, id, ref);
       let set = this.created.get(ref.where);
       if (!set) this.created.set(ref.where, (set = new Set()));
       set.add(id);
@@ -291,6 +291,8 @@ export class ProcessNode implements RefClient, RefBinder {
 
   async refFree(ref: RemoteRef): Promise<void> {
     this.forget(ref.id);
+    // Freed by hand: its collection later must not send a second free.
+    this.gc.unregister(ref);
     if (ref.where === this.pid) {
       await this.freeLocal(ref.id, this.pid);
       return;
