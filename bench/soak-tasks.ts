@@ -16,13 +16,22 @@ export function fullGc(): void {
   collect();
 }
 
-/** The V8 heap in use after a full collection, in MB: what is live, garbage aside. */
-export function liveHeapMb(): number {
+/** After a full collection, in MB: the V8 heap in use (what is live) and the process's RSS. */
+export function afterGc(): { heap: number; rss: number } {
   fullGc();
-  return Math.round((process.memoryUsage().heapUsed / 2 ** 20) * 10) / 10;
+  const m = process.memoryUsage();
+  return { heap: Math.round((m.heapUsed / 2 ** 20) * 10) / 10, rss: Math.round((m.rss / 2 ** 20) * 10) / 10 };
 }
 
-/** {@link liveHeapMb} on the worker that runs it. */
-export const workerLiveHeapMb = task(import.meta.url, function workerLiveHeapMb(): number {
-  return liveHeapMb();
+/** {@link afterGc} on the worker that runs it. */
+export const workerAfterGc = task(import.meta.url, function workerAfterGc(): { heap: number; rss: number } {
+  return afterGc();
+});
+
+/** `process.memoryUsage()` of the worker that runs it, in MB, garbage included. */
+export const workerMemoryMb = task(import.meta.url, function workerMemoryMb(): Record<string, number> {
+  const m = process.memoryUsage() as unknown as Record<string, number>;
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(m)) out[k] = Math.round((m[k]! / 2 ** 20) * 10) / 10;
+  return out;
 });
