@@ -27,11 +27,3 @@ export function afterGc(): { heap: number; rss: number } {
 export const workerAfterGc = task(import.meta.url, function workerAfterGc(): { heap: number; rss: number } {
   return afterGc();
 });
-
-/** `process.memoryUsage()` of the worker that runs it, in MB, garbage included. */
-export const workerMemoryMb = task(import.meta.url, function workerMemoryMb(): Record<string, number> {
-  const m = process.memoryUsage() as unknown as Record<string, number>;
-  const out: Record<string, number> = {};
-  for (const k of Object.keys(m)) out[k] = Math.round((m[k]! / 2 ** 20) * 10) / 10;
-  return out;
-});
