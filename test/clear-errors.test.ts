@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echo } from './fixtures/tasks.ts';
+import { add, echo } from './fixtures/tasks.ts';
 import { returnsFunction } from './fixtures/clear-error-tasks.ts';
 import { startCluster } from './helpers/cluster.ts';
 import type { TestCluster } from './helpers/cluster.ts';
@@ -75,6 +75,16 @@ describe('clear errors - a value holding a function is refused, naming where the
   it('pmap - a shared value with a function fails the map with shared.<path>', async () => {
     const err = await rejection(tc.cluster.pmap(echo, [1, 2, 3], { shared: { table: [1], lookup: () => 1 } }));
     expect(err).toMatchObject({ name: 'InvalidArgumentError', field: 'shared.lookup' });
+  });
+
+  it('preduce and pfor - an item or the shared value with a function is named from the loop: range[<index>], shared.<path>', async () => {
+    const items: unknown[] = [1, 2, 3, 4, 5, { n: 6, next: () => 7 }];
+    const inRange = await rejection(tc.cluster.preduce('+', echo, items));
+    expect(inRange).toMatchObject({ name: 'InvalidArgumentError', field: 'range[5].next' });
+    const inShared = await rejection(tc.cluster.preduce('+', add, 10, { shared: { scale: () => 2 } }));
+    expect(inShared).toMatchObject({ name: 'InvalidArgumentError', field: 'shared.scale' });
+    const pfor = thrown(() => tc.cluster.pfor(add, 10, { shared: [0, () => 1] }));
+    expect(pfor).toMatchObject({ name: 'InvalidArgumentError', field: 'shared[1]' });
   });
 
   it('a task whose result holds a function fails the call with an error naming result.cb, not an empty object', async () => {

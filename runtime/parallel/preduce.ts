@@ -10,6 +10,7 @@
 import type { ClusterContext } from '../process/context.ts';
 import { InvalidArgumentError, ProcessExitedError, TaskNotFoundError } from '../transport/errors.ts';
 import { myid } from '../process/myid.ts';
+import { functionError } from '../transport/codec.ts';
 import { checkWorkers } from './pmap.ts';
 import type { RemoteRef } from '../process/remote-ref.ts';
 import { builtinTask, isTask, lookupTask, parseTaskKey } from '../process/task.ts';
@@ -212,11 +213,12 @@ export async function preduce<V>(cluster: ClusterContext, reducer: Reducer<V>, f
   const live = [...o.workers];
   let turn = 0;
 
+  const starts = sliceStarts(parts);
   const runSlice = async (slice: Slice, pid: number, attempt: number): Promise<Partial> => {
     try {
       return await cluster.remotecallFetch(reduceSlice, pid, f.key, op, slice, o.shared);
     } catch (e) {
-      if ((e as Error).name !== 'ProcessExitedError' || attempt >= o.retries) throw e;
+      if ((e as Error).name !== 'ProcessExitedError' || attempt >= o.retries) throw loopPlace(e, 2, starts.get(slice) ?? 0);
       // Its worker died: the slice runs again on the next worker still alive.
       const i = live.indexOf(pid);
       if (i >= 0) live.splice(i, 1);
@@ -248,5 +250,36 @@ export function pfor(cluster: ClusterContext, f: Task, range: LoopRange<unknown>
   checkTask(f, 'f');
   const r = parseRange(range);
   const o = parseLoop(cluster, opts);
-  return slices(r, o.workers.length).map((s, i) => cluster.remotecall(forSlice, o.workers[i]!, f.key, s, o.shared) as RemoteRef<null>);
+  const parts = slices(r, o.workers.length);
+  const starts = sliceStarts(parts);
+  return parts.map((s, i) => {
+    try {
+      return cluster.remotecall(forSlice, o.workers[i]!, f.key, s, o.shared) as RemoteRef<null>;
+    } catch (e) {
+      throw loopPlace(e, 1, starts.get(s) ?? 0);
+    }
+  });
+}
+
+/** Where each slice of items starts in the loop's range. */
+function sliceStarts(parts: Slice[]): Map<Slice, number> {
+  const out = new Map<Slice, number>();
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += 'items' in p ? p.items.length : 0;
+  }
+  return out;
+}
+
+/**
+ * A value that cannot be sent, its place named from the loop's arguments rather than the slice
+ * call's: `range[12].cb` (an item), `shared.fn`. `sliceArg` is the slice's index in the call.
+ */
+function loopPlace(e: unknown, sliceArg: number, start: number): unknown {
+  const path = (e as { path?: (string | number)[] }).path;
+  if (!path || path[0] !== 'args') return e;
+  if (path[1] === sliceArg + 1 && path[2] === 'v') return functionError(['shared', ...path.slice(3)]);
+  if (path[1] === sliceArg && path[2] === 'items' && typeof path[3] === 'number') return functionError(['range', start + path[3], ...path.slice(4)]);
+  return e;
 }
