@@ -4,6 +4,7 @@ import { adapterMachine } from './adapter.ts';
 import type { ActorKind } from './events.ts';
 import { chunkMachine } from './chunk.ts';
 import { darrayMachine } from './darray.ts';
+import { jobMachine } from './job.ts';
 import { mapMachine } from './map.ts';
 import { refMachine } from './remote-ref.ts';
 import { workerMachine } from './worker.ts';
@@ -15,6 +16,7 @@ export const machines: Partial<Record<ActorKind, AnyStateMachine>> = {
   darray: darrayMachine,
   map: mapMachine,
   adapter: adapterMachine,
+  job: jobMachine,
 };
 
 /** Registers the machine of a kind added by a later module (map, job, pool...). */
