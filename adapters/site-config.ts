@@ -103,7 +103,8 @@ export function parseSiteConfig(text: string, source = 'colony.yaml'): SiteConfi
   if (doc === null || doc === undefined) return { source, default: null, managers: {} };
   if (!isRecord(doc)) throw new SiteConfigError(`${source}: expected a mapping with 'managers' (and 'default'), got ${typeof doc}`);
   for (const k of Object.keys(doc)) {
-    if (k !== 'managers' && k !== 'default') throw new SiteConfigError(`${source}: unknown key '${k}' (expected 'managers' and 'default')`);
+    // `jobs:` belongs to the job manager (runtime/jobs/jobs-config.ts), which checks it.
+    if (k !== 'managers' && k !== 'default' && k !== 'jobs') throw new SiteConfigError(`${source}: unknown key '${k}' (expected 'managers', 'default' and 'jobs')`);
   }
   const managers: Record<string, Record<string, unknown>> = {};
   const raw = doc.managers ?? {};

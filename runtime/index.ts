@@ -28,3 +28,7 @@ export type {
   EC2ManagerOptions, HTCondorManagerOptions, Machine, SGEManagerOptions, SSHManagerOptions, ScyldManagerOptions, SiteConfig,
   SlurmManagerOptions,
 } from '../adapters/index.ts';
+// The job manager (seed 003).
+export { JobManager, JobSpecError, Jobs } from './jobs/index.ts';
+export type { JobInfo, JobManagerOptions, JobsConnectOptions, LogChunk } from './jobs/index.ts';
+export type { JobClass, JobLimits, JobSpec } from '../actors/index.ts';

@@ -39,6 +39,8 @@ const USAGE = `usage:
       127.0.0.1:8787 (a free port if that one is busy; --port 0 takes any). On another --host
       the printed URL carries a generated token that every request needs. --file draws an
       exported log.
+  colony jobs serve|submit|list|show|logs|wait|cancel ...
+      The job manager and its client (colony jobs help).
 
 Observer commands find the embedded cluster of this directory through .colony/<name>/ (its stored
 log is readable after it stopped), or take --nats URL --name C [--creds FILE] [--state-dir DIR].
@@ -62,6 +64,8 @@ export async function main(argv: string[]): Promise<void> {
         return await (await import('./cli-dashboard.ts')).dashboardCommand(rest);
       case 'up':
         return await (await import('./cli-up.ts')).up(rest);
+      case 'jobs':
+        return await (await import('./cli-jobs.ts')).jobsCommand(rest);
       case 'run': {
         if (!rest[0]) throw new UsageError('colony run needs a script');
         process.argv = [process.argv[0]!, resolve(rest[0]), ...rest.slice(1)];
