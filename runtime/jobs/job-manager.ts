@@ -59,6 +59,8 @@ interface Report {
   ospid?: number;
   host?: string;
   step?: string;
+  /** Steps reported before this one in the run. */
+  index?: number;
   code?: number | null;
   signal?: string | null;
   result?: unknown;
@@ -114,7 +116,7 @@ export class JobManager {
     const nc = await connectNats({ url: opts.nats, user: opts.user, password: opts.password }, `colony-jobs-${name}`);
     try {
       const journal = await Journal.open(nc, name);
-      await ensureJobStreams(nc, name, { logStreamBytes: opts.logStreamBytes });
+      await ensureJobStreams(nc, name, { logStreamBytes: opts.logStreamBytes, freshConsumer: true });
       const m = new JobManager(nc, journal, name, opts);
       await m.replay();
       await m.consume();
@@ -235,7 +237,8 @@ export class JobManager {
       const by = this.pendingCancel.get(id);
       if (by) void this.askRunner(id, { op: 'cancel', by });
     } else if (r.type === 'step') {
-      if (actor.state !== 'running') return m.ack();
+      // A report delivered twice (a manager restart) is recognised by its step count.
+      if (actor.state !== 'running' || (r.index !== undefined && r.index !== c.steps.length)) return m.ack();
       actor.send(jobEvents.stepCompleted(now, String(r.step)));
     } else if (r.type === 'exited') {
       if (actor.state !== 'running' && actor.state !== 'granted') return m.ack();

@@ -156,6 +156,7 @@ if (spec.timeout && child?.pid) {
 }
 
 // 3. Output.
+let steps = 0;
 let logBytes = 0;
 let dropped = 0;
 let logSeq = 0;
@@ -178,12 +179,12 @@ function pump(stream, kind) {
     if (line.length > 4096) line = '';
     for (const l of lines) {
       const m = STEP.exec(l);
-      if (m) void report({ type: 'step', step: m[1] });
+      if (m) void report({ type: 'step', step: m[1], index: steps++ });
     }
   });
   return new Promise((resolve) => stream.once('end', () => {
     const m = STEP.exec(line);
-    if (m) void report({ type: 'step', step: m[1] });
+    if (m) void report({ type: 'step', step: m[1], index: steps++ });
     resolve(tail);
   }));
 }

@@ -43,8 +43,8 @@ export function jobNames(c: string) {
 }
 export type JobNames = ReturnType<typeof jobNames>;
 
-/** Creates the job streams, the run-claim bucket and the manager's consumer when missing. */
-export async function ensureJobStreams(nc: NatsConnection, c: string, opts: { logStreamBytes?: number; replicas?: number } = {}): Promise<JetStreamManager> {
+/** Creates the job streams, the run-claim bucket and the manager's consumer when missing (`freshConsumer`: anew). */
+export async function ensureJobStreams(nc: NatsConnection, c: string, opts: { logStreamBytes?: number; replicas?: number; freshConsumer?: boolean } = {}): Promise<JetStreamManager> {
   const n = jobNames(c);
   const jsm = await jetstreamManager(nc);
   const replicas = opts.replicas ?? 1;
@@ -68,6 +68,12 @@ export async function ensureJobStreams(nc: NatsConnection, c: string, opts: { lo
     duplicate_window: 2 * 60_000 * NS_PER_MS,
   });
   await new Kvm(nc).create(n.runsBucket, { history: 1, storage: StorageType.File, replicas, ttl: 7 * 24 * 3600_000 });
+  if (opts.freshConsumer) {
+    // Messages delivered to a manager that died stay unacked until their ack wait ends. A new
+    // consumer gets everything still in the work queue at once; whatever was recorded already
+    // is recognised and dropped.
+    await jsm.consumers.delete(n.stream, n.consumer).catch(() => undefined);
+  }
   try {
     await jsm.consumers.info(n.stream, n.consumer);
   } catch {
