@@ -70,6 +70,7 @@ interface Report {
 }
 
 const DEC = new TextDecoder();
+const TRACE = !!process.env.COLONY_JOBS_TRACE;
 const ENC = new TextEncoder();
 
 export class JobManager {
@@ -180,6 +181,7 @@ export class JobManager {
     const tail = m.subject.slice(this.names.prefix.length + 1);
     const kind = tail.slice(0, tail.indexOf('.'));
     const body = JSON.parse(DEC.decode(m.data)) as Record<string, unknown>;
+    if (TRACE) this.log(`<- ${tail} ${JSON.stringify(body).slice(0, 120)}`);
     if (kind === 'submit') return this.onSubmit(m, body);
     const id = tail.slice(kind.length + 1);
     if (kind === 'cancel') return this.onCancel(m, id, String(body.by ?? 'someone'));

@@ -47,7 +47,8 @@ rmSync(file, { force: true });
 const { cluster: c, id, run, spec } = cfg;
 const p = `colony.${c}.jobs`;
 
-const nc = await connect({ servers: cfg.url, user: cfg.user, pass: cfg.password, name: `colony-job-${id}-${run}`, maxReconnectAttempts: -1 });
+// Through a NATS restart or a network blip, not forever: 10 minutes without a server and it gives up.
+const nc = await connect({ servers: cfg.url, user: cfg.user, pass: cfg.password, name: `colony-job-${id}-${run}`, maxReconnectAttempts: 300, reconnectTimeWait: 2000 });
 
 /** A JetStream publish through a plain request: returns the ack, or throws with its error. */
 async function jsPublish(subject, data, msgId, extra = {}) {
@@ -112,49 +113,6 @@ const exited = new Promise((resolve) => {
   child.once('close', (code, signal) => resolve({ code, signal }));
 });
 
-let killReason = null;
-let cancelledBy = null;
-function killGroup(reason) {
-  if (!child?.pid || killReason) return;
-  killReason = reason;
-  try {
-    process.kill(-child.pid, 'SIGTERM');
-  } catch {
-    /* gone */
-  }
-  setTimeout(() => {
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }, KILL_GRACE_MS).unref();
-}
-
-// 5. Control.
-const ctl = nc.subscribe(`${p}.runner.${id}`, {
-  callback: (_err, m) => {
-    let req = {};
-    try {
-      req = JSON.parse(dec.decode(m.data));
-    } catch {
-      /* a ping */
-    }
-    if (req.op === 'cancel') {
-      cancelledBy ??= String(req.by ?? 'someone');
-      killGroup('cancelled');
-    }
-    m.respond(enc.encode(JSON.stringify({ run, ospid: child?.pid ?? null, runner: process.pid })));
-  },
-});
-await nc.flush();
-
-if (child?.pid) void report({ type: 'started', ospid: child.pid, host: cfg.host });
-let timer = null;
-if (spec.timeout && child?.pid) {
-  timer = setTimeout(() => killGroup(`timeout: killed after ${spec.timeout} s`), spec.timeout * 1000);
-}
-
 // 3. Output.
 let steps = 0;
 let logBytes = 0;
@@ -210,7 +168,53 @@ function sendLog(kind, bytes, stream) {
   if (logs.length > 64) logs = [Promise.all(logs)];
 }
 
-const [, stderrTail] = child ? await Promise.all([pump(child.stdout, 'out'), pump(child.stderr, 'err')]) : [null, ''];
+// Read the pipes from the start: a child that exits before they are read must not leave them unread.
+const pumped = child ? Promise.all([pump(child.stdout, 'out'), pump(child.stderr, 'err')]) : Promise.resolve([null, '']);
+if (child?.pid) void report({ type: 'started', ospid: child.pid, host: cfg.host });
+
+let killReason = null;
+let cancelledBy = null;
+function killGroup(reason) {
+  if (!child?.pid || killReason) return;
+  killReason = reason;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    /* gone */
+  }
+  setTimeout(() => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }, KILL_GRACE_MS).unref();
+}
+
+// 5. Control.
+const ctl = nc.subscribe(`${p}.runner.${id}`, {
+  callback: (_err, m) => {
+    let req = {};
+    try {
+      req = JSON.parse(dec.decode(m.data));
+    } catch {
+      /* a ping */
+    }
+    if (req.op === 'cancel') {
+      cancelledBy ??= String(req.by ?? 'someone');
+      killGroup('cancelled');
+    }
+    m.respond(enc.encode(JSON.stringify({ run, ospid: child?.pid ?? null, runner: process.pid })));
+  },
+});
+await nc.flush();
+
+let timer = null;
+if (spec.timeout && child?.pid) {
+  timer = setTimeout(() => killGroup(`timeout: killed after ${spec.timeout} s`), spec.timeout * 1000);
+}
+
+const [, stderrTail] = await pumped;
 const { code, signal } = await exited;
 if (timer) clearTimeout(timer);
 

@@ -10,6 +10,7 @@
  * never on a command line. Every runner outlives the manager and reports over NATS.
  */
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,7 +84,11 @@ async function configFile(cfg: RunnerConfig): Promise<string> {
 /** Starts a local runner, detached. Resolves once it is spawned, with its pid. */
 export async function startLocalRunner(cfg: RunnerConfig): Promise<number> {
   const file = await configFile(cfg);
-  const child = spawn(process.execPath, [RUNNER_BIN, file], { detached: true, stdio: 'ignore' });
+  // $COLONY_JOBS_RUNNER_LOG: a directory for the runners' own diagnostics (one file per run).
+  const logDir = process.env.COLONY_JOBS_RUNNER_LOG;
+  const out = logDir ? openSync(join(logDir, `${cfg.id}.${cfg.run}.log`), 'a', 0o600) : 'ignore';
+  const child = spawn(process.execPath, [RUNNER_BIN, file], { detached: true, stdio: ['ignore', out, out] });
+  if (typeof out === 'number') closeSync(out);
   return new Promise((resolve, reject) => {
     child.once('error', (e) => reject(new LaunchError('local', `cannot start the job runner: ${e.message}`, { cause: e })));
     child.once('spawn', () => {

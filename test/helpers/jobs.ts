@@ -27,7 +27,7 @@ export async function startJobs(opts: Partial<JobManagerOptions> = {}, start = t
     nats, name, dir, manager: null,
     jobs: await Jobs.connect({ nats: nats.url, name }),
     async startManager(more = {}) {
-      ctx.manager = await JobManager.start({ nats: nats.url, name, log: () => undefined, ...opts, ...more });
+      ctx.manager = await JobManager.start({ nats: nats.url, name, log: process.env.JOBS_DEBUG ? (l) => console.error(l) : () => undefined, ...opts, ...more });
       return ctx.manager;
     },
     async close() {
