@@ -19,15 +19,17 @@ export interface JobsContext {
   close(): Promise<void>;
 }
 
-export async function startJobs(opts: Partial<JobManagerOptions> = {}, start = true): Promise<JobsContext> {
-  const nats = await startNats();
+/** @param auth run the server with a generated user and password (the manager and client use them) */
+export async function startJobs(opts: Partial<JobManagerOptions> = {}, start = true, auth = false): Promise<JobsContext> {
+  const creds = auth ? { user: 'colony', password: `pw-${uniqueName('s')}` } : {};
+  const nats = await startNats(creds);
   const name = uniqueName('jobs');
   const dir = await mkdtemp(join(tmpdir(), 'colony-jobs-test-'));
   const ctx: JobsContext = {
     nats, name, dir, manager: null,
-    jobs: await Jobs.connect({ nats: nats.url, name }),
+    jobs: await Jobs.connect({ nats: nats.url, name, ...creds }),
     async startManager(more = {}) {
-      ctx.manager = await JobManager.start({ nats: nats.url, name, log: process.env.JOBS_DEBUG ? (l) => console.error(l) : () => undefined, ...opts, ...more });
+      ctx.manager = await JobManager.start({ nats: nats.url, name, ...creds, log: process.env.JOBS_DEBUG ? (l) => console.error(l) : () => undefined, ...opts, ...more });
       return ctx.manager;
     },
     async close() {
