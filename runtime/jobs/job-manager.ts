@@ -263,7 +263,8 @@ export class JobManager {
     const inst = this.instances.get(id);
     if (inst) {
       this.instances.delete(id);
-      void inst.then((i) => (i ? this.ec2?.terminate(i) : undefined)).catch((e) => this.log(`job ${id}: cannot terminate its instance: ${(e as Error).message}`));
+      // Once EC2 has it shutting down, it no longer counts: grant again.
+      void inst.then((i) => (i ? this.ec2?.terminate(i) : undefined)).then(() => this.grant(), (e) => this.log(`job ${id}: cannot terminate its instance: ${(e as Error).message}`));
     }
     if (actor.state === 'queued') this.queue.add(id);
     else if (actor.done) this.actors.delete(id);
