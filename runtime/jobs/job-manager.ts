@@ -32,7 +32,7 @@ import { checkClusterName } from '../transport/subjects.ts';
 import { validateJobSpec } from './job-spec.ts';
 import { DEFAULT_LOG_LIMIT, ensureJobStreams, jobNames } from './job-streams.ts';
 import type { JobNames } from './job-streams.ts';
-import { Ec2Jobs, startLocalRunner, startSshRunner } from './job-runner.ts';
+import { Ec2Jobs, LocalRunnerHost, startSshRunner } from './job-runner.ts';
 import type { Ec2JobOptions, RunnerConfig, SshJobOptions } from './job-runner.ts';
 
 /** Options of {@link JobManager.start}: `jobs:` in colony.yaml, plus where NATS is. */
@@ -90,6 +90,7 @@ export class JobManager {
   private readonly instances = new Map<string, Promise<string | null>>();
   private readonly ec2: Ec2Jobs | null;
   private readonly machineHost = hostname();
+  private readonly localHost: LocalRunnerHost;
   private messages: ConsumerMessages | null = null;
   private loop: Promise<void> | null = null;
   private granting = false;
@@ -106,6 +107,7 @@ export class JobManager {
     this.names = jobNames(name);
     this.host = new ActorHost(journal, `jobs-${randomBytes(6).toString('hex')}`);
     this.ec2 = opts.ec2 ? new Ec2Jobs(opts.ec2, name) : null;
+    this.localHost = new LocalRunnerHost(nc, { url: opts.nats, user: opts.user, password: opts.password, cluster: name }, this.machineHost.replace(/[^A-Za-z0-9_-]/g, '_'));
     this.log = opts.log ?? ((l) => process.stderr.write(`colony jobs: ${l}\n`));
   }
 
@@ -348,7 +350,7 @@ export class JobManager {
         url: this.opts.nats, user: this.opts.user, password: this.opts.password, cluster: this.name, id: actor.id, run: c.run, spec,
         host: spec.class === 'ssh' ? spec.host! : this.machineHost, logLimit: this.opts.logLimit ?? DEFAULT_LOG_LIMIT,
       };
-      if (spec.class === 'local') await startLocalRunner(cfg);
+      if (spec.class === 'local') await this.localHost.start(cfg);
       else if (spec.class === 'ssh') await startSshRunner(cfg, this.opts.ssh ?? {});
       else {
         if (!this.ec2) throw new InvalidArgumentError('ec2', 'this manager has no ec2 options (jobs.ec2 in colony.yaml): it cannot start ec2 jobs');

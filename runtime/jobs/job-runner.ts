@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { JobSpec } from '../../actors/job.ts';
 import { shellQuote } from '../../adapters/shell-scheduler.ts';
 import { LaunchError } from '../transport/errors.ts';
@@ -96,6 +97,65 @@ export async function startLocalRunner(cfg: RunnerConfig): Promise<number> {
       resolve(child.pid!);
     });
   });
+}
+
+/**
+ * The runner host of this machine: one long-lived runner process (`job-runner.mjs --host`) per
+ * host and cluster that runs the local jobs it is sent, so a local job costs a process spawn,
+ * not a node start. It is detached and outlives the manager; a restarted manager sends to the
+ * same one. Started on first need, again if it has gone (it exits after a minute idle).
+ */
+export class LocalRunnerHost {
+  private starting: Promise<void> | null = null;
+  readonly subject: string;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly conn: { url: string; user?: string; password?: string; cluster: string },
+    readonly hostKey: string,
+  ) {
+    this.subject = `colony.${conn.cluster}.jobs.host.${hostKey}`;
+  }
+
+  /** Hands a run to the host, starting the host first if none answers. */
+  async start(cfg: RunnerConfig): Promise<void> {
+    const { url: _u, user: _n, password: _p, ...job } = cfg;
+    const data = new TextEncoder().encode(JSON.stringify(job));
+    let last: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await this.nc.request(this.subject, data, { timeout: 10_000 });
+        return;
+      } catch (e) {
+        // No responders: no host yet (or it went idle). A timeout: ask again; the claim keeps it to one run.
+        last = e;
+        if (/no responders|503/i.test(String((e as Error).message) + String((e as { code?: string }).code))) await this.spawnHost();
+      }
+    }
+    throw new LaunchError('local', `the runner host did not take job ${cfg.id}: ${(last as Error)?.message}`, { cause: last });
+  }
+
+  private spawnHost(): Promise<void> {
+    this.starting ??= (async () => {
+      const ready = this.nc.subscribe(`${this.subject}.ready`, { max: 1 });
+      try {
+        const file = await configFile({ ...this.conn, hostKey: this.hostKey, id: 'host', run: 0 } as unknown as RunnerConfig);
+        const logDir = process.env.COLONY_JOBS_RUNNER_LOG;
+        const out = logDir ? openSync(join(logDir, `host-${this.hostKey}.log`), 'a', 0o600) : 'ignore';
+        const child = spawn(process.execPath, [RUNNER_BIN, '--host', file], { detached: true, stdio: ['ignore', out, out] });
+        if (typeof out === 'number') closeSync(out);
+        child.once('error', () => ready.unsubscribe());
+        child.unref();
+        const timer = setTimeout(() => ready.unsubscribe(), 30_000);
+        for await (const _ of ready) break;
+        clearTimeout(timer);
+      } finally {
+        ready.unsubscribe();
+        this.starting = null;
+      }
+    })();
+    return this.starting;
+  }
 }
 
 /** `[user@]host[:port]` as ssh's target and flags. */
