@@ -2,6 +2,7 @@
  * The job manager with local jobs: a real nats-server, real runner processes, real commands.
  */
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JobSpecError } from '../runtime/jobs/job-spec.ts';
@@ -85,6 +86,23 @@ describe('jobs - local', () => {
     const j = await jobs.cancel(id, { by: 'alice' });
     expect(j).toMatchObject({ state: 'cancelled', cancelledBy: 'alice' });
     await waitFor(() => !processAlive(pid), { message: 'the job process to be gone' });
+  });
+
+  it('logs --follow streams output as it comes and ends with the job', async () => {
+    ctx = await startJobs();
+    const { jobs, dir } = ctx;
+    const id = await jobs.submit({ name: 'chatty', command: `for i in 1 2 3; do echo line $i; while [ ! -e ${dir}/go$i ]; do sleep 0.02; done; done; echo oops >&2` });
+    const seen: string[] = [];
+    const follow = (async () => {
+      for await (const c of jobs.logs(id, { follow: true })) seen.push(`${c.stream}:${Buffer.from(c.data).toString()}`);
+    })();
+    for (const i of [1, 2, 3]) {
+      await waitFor(() => seen.join('').includes(`line ${i}`), { timeoutMs: 30_000, message: `line ${i} to stream` });
+      await writeFile(join(dir, `go${i}`), '');
+    }
+    await follow;
+    expect(seen.join('')).toBe('out:line 1\nout:line 2\nout:line 3\nerr:oops\n');
+    expect((await jobs.get(id))!.state).toBe('succeeded');
   });
 
   it('a bad job is refused with its file and field, and nothing is queued', async () => {

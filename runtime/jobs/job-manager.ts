@@ -56,6 +56,8 @@ export interface JobManagerOptions {
 interface Report {
   type: 'started' | 'step' | 'exited';
   run: number;
+  /** The runner's clock when it happened. */
+  at?: number;
   ospid?: number;
   host?: string;
   step?: string;
@@ -232,7 +234,9 @@ export class JobManager {
     const c = actor?.context as unknown as JobContext | undefined;
     // A report of an ended job, or of an older run, or one that was recorded already.
     if (!actor || !c || r.run !== c.run) return m.ack();
-    const now = Date.now();
+    // The runner's time, kept in order with what is recorded already (another host's clock may lag).
+    const floor = Math.max(c.grantedAt ?? 0, c.startedAt ?? 0);
+    const now = Math.max(typeof r.at === 'number' ? r.at : Date.now(), floor);
     if (r.type === 'started') {
       if (actor.state !== 'granted') return m.ack();
       let host = r.host ?? this.machineHost;

@@ -79,7 +79,8 @@ export async function runJob(nc, cfg) {
   let reports = Promise.resolve();
   function report(body) {
     const n = ++reportSeq;
-    const data = enc.encode(JSON.stringify({ ...body, run }));
+    // `at`: when it happened here, not when the manager reads it.
+    const data = enc.encode(JSON.stringify({ ...body, run, at: Date.now() }));
     reports = reports.then(() => jsPublish(`${p}.report.${id}`, data, `${id}.${run}.${n}`)).then((ack) => {
       if (ack.error) throw new Error(ack.error.description);
     });

@@ -196,10 +196,8 @@ export class Jobs {
         const stream = parts.at(-1)!;
         const run = Number(parts.at(-2));
         if (stream === 'eof') {
-          if (opts.follow) {
-            const job = await this.get(id);
-            if (job && FINAL.has(job.state) && job.run === run) return;
-          }
+          // The run's output is complete; the job ends with it unless it is retried.
+          if (opts.follow && (await this.runEnd(id, run))) return;
         } else {
           yield { run, stream: stream as 'out' | 'err', data: m.data };
         }
@@ -207,6 +205,25 @@ export class Jobs {
       }
     } finally {
       await messages.close();
+    }
+  }
+
+  /** Waits for run `run` of a job to be recorded as over: true when the job ended with it, false when it is retried. */
+  private async runEnd(id: string, run: number): Promise<boolean> {
+    const sub = this.nc.subscribe(this.journal.subjects.evt('job', id));
+    try {
+      const over = (j: JobInfo | null) => !!j && (j.run > run || (j.state !== 'running' && j.state !== 'granted'));
+      let j = await this.get(id);
+      if (!over(j)) {
+        for await (const m of sub) {
+          const env = decode<Envelope>(m.data);
+          if (FINAL.has(env.to) || env.type === 'job.retrying') break;
+        }
+        j = await this.get(id);
+      }
+      return !!j && FINAL.has(j.state) && j.run === run;
+    } finally {
+      sub.unsubscribe();
     }
   }
 
