@@ -59,6 +59,9 @@ describe('colony jobs (CLI, embedded NATS)', () => {
     const logs = await colony(dir, 'jobs', 'logs', ids[1]!);
     expect(logs.stderr).toBe('to-stderr\n');
     expect((await colony(dir, 'jobs', 'logs', ids[0]!)).stdout).toBe('::step one\nhello\n');
+    const replay = await colony(dir, 'replay', `job/${ids[0]}`, '--verify');
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toMatch(/succeeded/);
   });
 
   it('bad files (malformed YAML, unknown class, missing command, ssh without host) are refused by file and field; nothing is queued', async () => {

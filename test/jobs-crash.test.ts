@@ -63,6 +63,24 @@ describe('jobs - crash safety', () => {
     for (const r of Object.values(runs)) expect(r).toBe('run');
   });
 
+  it('SIGKILL of the manager just after its first grants, then a restart: every job runs exactly once', async () => {
+    ctx = await startJobs({}, false);
+    const { jobs, dir } = ctx;
+    const config = join(dir, 'colony.yaml');
+    await writeFile(config, 'jobs:\n  limits: { perClass: { local: 3 } }\n');
+    const first = await serve(ctx, config);
+    const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => jobs.submit({ name: `g${i}`, command: `echo run >> ${dir}/g${i}.runs; sleep 0.2` })));
+    // Wherever the manager is between a grant and its runner's start: kill it there.
+    await waitFor(async () => (await jobs.list()).some((j) => j.state !== 'queued'), { timeoutMs: 30_000, intervalMs: 5, message: 'a first grant' });
+    first.kill('SIGKILL');
+    await waitForExit(first.pid!);
+    await serve(ctx, config);
+    const done = await Promise.all(ids.map((id) => jobs.wait(id, { timeoutMs: 60_000 })));
+    expect(done.map((j) => j.state)).toEqual(Array(6).fill('succeeded'));
+    const runs = await stamps(dir, '.runs');
+    for (const i of ids.keys()) expect(runs[`g${i}`]).toBe('run');
+  });
+
   it('a run is claimed once: a second runner of the same run (a restarted manager re-launching a granted job) exits without running it', async () => {
     ctx = await startJobs();
     const { jobs, dir, nats, name } = ctx;
