@@ -81,6 +81,26 @@ describe('jobs - crash safety', () => {
     for (const i of ids.keys()) expect(runs[`g${i}`]).toBe('run');
   });
 
+  it('a running job whose runner died with the manager is failed as lost on restart, not left running', async () => {
+    ctx = await startJobs({}, false);
+    const { jobs, dir } = ctx;
+    const config = join(dir, 'colony.yaml');
+    await writeFile(config, 'jobs: {}\n');
+    const first = await serve(ctx, config);
+    const id = await jobs.submit({ name: 'orphan', command: `echo $$ > ${dir}/orphan.pid; exec sleep 60` });
+    await waitFor(async () => (await jobs.get(id))?.state === 'running', { timeoutMs: 30_000, message: 'job running' });
+    const pong = JSON.parse(Buffer.from((await jobs.nc.request(`colony.${ctx.name}.jobs.runner.${id}`, '{"op":"ping"}')).data).toString()) as { runner: number };
+    // The whole host goes: manager, runner and job.
+    first.kill('SIGKILL');
+    process.kill(pong.runner, 'SIGKILL');
+    process.kill(Number(readFileSync(join(dir, 'orphan.pid'), 'utf8')), 'SIGKILL');
+    await waitForExit(pong.runner);
+    await serve(ctx, config);
+    const j = await jobs.wait(id, { timeoutMs: 30_000 });
+    expect(j.state).toBe('failed');
+    expect(j.reason).toMatch(/^runner lost/);
+  });
+
   it('a run is claimed once: a second runner of the same run (a restarted manager re-launching a granted job) exits without running it', async () => {
     ctx = await startJobs();
     const { jobs, dir, nats, name } = ctx;

@@ -19,7 +19,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { fold, jobEvents, jobMachine, retriesLeft, countJob, emptyCounts, grantable } from '../../actors/index.ts';
 import type { Envelope, GrantCandidate, JobContext, JobLimits } from '../../actors/index.ts';
@@ -95,6 +95,10 @@ export class JobManager {
   private readonly localHost: LocalRunnerHost;
   private messages: ConsumerMessages | null = null;
   private loop: Promise<void> | null = null;
+  /** Running jobs found in the log at start whose runner has not answered yet. */
+  private readonly suspects = new Set<string>();
+  /** The stream sequence up to which reports sent before this start are read. */
+  private backlogEnd = 0;
   private granting = false;
   private grantAgain = false;
   private closed = false;
@@ -125,6 +129,7 @@ export class JobManager {
       const m = new JobManager(nc, journal, name, opts);
       await m.replay();
       await m.consume();
+      await m.findLostRunners();
       m.grant();
       return m;
     } catch (e) {
@@ -159,6 +164,7 @@ export class JobManager {
         this.active.set(first.id, this.slot(c));
         // The start was decided before the crash; whether its runner got going is for the claim to say.
         if (actor.state === 'granted') void this.launch(actor);
+        else this.suspects.add(first.id);
       }
     }
     if (this.actors.size) this.log(`resumed ${this.actors.size} live job(s): ${this.queue.size} queued, ${this.active.size} granted or running`);
@@ -181,7 +187,40 @@ export class JobManager {
     })();
   }
 
+  /**
+   * A running job from the log whose runner answers no ping, once every report sent before this
+   * start has been read, lost its runner (its host died): the run failed.
+   */
+  private async findLostRunners(): Promise<void> {
+    if (!this.suspects.size) return;
+    await Promise.all([...this.suspects].map(async (id) => {
+      if (await this.askRunner(id, { op: 'ping' })) this.suspects.delete(id);
+    }));
+    if (!this.suspects.size) return;
+    const info = await jetstreamManager(this.nc).then((jsm) => jsm.streams.info(this.names.stream));
+    this.backlogEnd = info.state.messages === 0 ? 0 : info.state.last_seq;
+    if (this.backlogEnd === 0) this.failLost();
+  }
+
+  private failLost(): void {
+    for (const id of this.suspects) {
+      const actor = this.actors.get(id);
+      if (!actor || actor.state !== 'running') continue;
+      const c = actor.context as unknown as JobContext;
+      const end = { code: null, reason: 'runner lost: no runner answered for this run when the manager restarted', stderrTail: '' };
+      this.log(`job ${id}: ${end.reason}`);
+      this.end(actor, retriesLeft(c) ? jobEvents.retrying(Date.now(), end) : jobEvents.failed(Date.now(), end));
+    }
+    this.suspects.clear();
+  }
+
   private async handle(m: JsMsg): Promise<void> {
+    if (this.backlogEnd && m.seq >= this.backlogEnd) {
+      const end = this.backlogEnd;
+      this.backlogEnd = 0;
+      // After this message: everything sent before the start has been read.
+      queueMicrotask(() => void this.journal.settle().then(() => end && this.failLost()));
+    }
     const tail = m.subject.slice(this.names.prefix.length + 1);
     const kind = tail.slice(0, tail.indexOf('.'));
     const body = JSON.parse(DEC.decode(m.data)) as Record<string, unknown>;
