@@ -25,19 +25,23 @@ function colony(cwd: string, ...argv: string[]): Promise<{ code: number; stdout:
 describe('colony jobs (CLI, embedded NATS)', () => {
   let dir: string;
   let serve: ChildProcess;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'colony-jobs-cli-'));
-    await writeFile(join(dir, 'colony.yaml'), 'jobs:\n  limits: { perClass: { local: 2 } }\n');
+  const startServe = async () => {
     serve = spawn(process.execPath, [COLONY, 'jobs', 'serve'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     serve.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     await waitFor(() => err.includes('manager of cluster'), { timeoutMs: 30_000, message: `colony jobs serve to start (stderr: ${err})` });
+  };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'colony-jobs-cli-'));
+    await writeFile(join(dir, 'colony.yaml'), 'jobs:\n  limits: { perClass: { local: 2 } }\n');
+    await startServe();
   });
   afterAll(async () => {
     const state = await readState(join(dir, '.colony'), 'default');
     serve?.kill('SIGTERM');
     if (serve?.pid) await waitForExit(serve.pid, 20_000);
-    if (state?.natsPid) await waitForExit(state.natsPid, 20_000).catch(() => process.kill(state.natsPid!, 'SIGKILL'));
+    // The restarted serve stops the server it reused, as the first would have.
+    if (state?.natsPid) await waitForExit(state.natsPid, 20_000);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -80,5 +84,22 @@ describe('colony jobs (CLI, embedded NATS)', () => {
     expect(r.stderr).toMatch(/nocmd\.yaml: command: is required/);
     expect(r.stderr).toMatch(/nohost\.yaml: host: is required for an ssh job/);
     expect(JSON.parse((await colony(dir, 'jobs', 'list', '--json')).stdout)).toHaveLength(before);
+  });
+
+  it('serve killed with SIGKILL and started again from the same directory: it reuses the embedded server, and the running job finishes', async () => {
+    await writeFile(join(dir, 'hold.yaml'), `name: hold\ncommand: while [ ! -e ${dir}/go ]; do sleep 0.05; done; echo done\n`);
+    const [id] = (await colony(dir, 'jobs', 'submit', 'hold.yaml')).stdout.trim().split('\n');
+    await waitFor(async () => JSON.parse((await colony(dir, 'jobs', 'show', id!, '--json')).stdout).state === 'running', { timeoutMs: 30_000, message: 'hold running' });
+    const before = await readState(join(dir, '.colony'), 'default');
+    serve.kill('SIGKILL');
+    await waitForExit(serve.pid!);
+    await writeFile(join(dir, 'go'), '');
+    await startServe();
+    const after = await readState(join(dir, '.colony'), 'default');
+    expect(after!.natsPid).toBe(before!.natsPid);
+    expect(after!.driverPid).toBe(serve.pid);
+    const w = await colony(dir, 'jobs', 'wait', id!);
+    expect(w.stdout).toBe(`${id} succeeded\n`);
+    expect((await colony(dir, 'jobs', 'logs', id!)).stdout).toBe('done\n');
   });
 });

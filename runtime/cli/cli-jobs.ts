@@ -78,6 +78,7 @@ async function serve(argv: string[]): Promise<void> {
   let password = process.env.COLONY_NATS_PASSWORD;
   if (values.creds) ({ user, password } = await readCredentials(values.creds));
   let server: NatsServer | null = null;
+  let reused: number | null = null;
   let dir: string | null = null;
   if (!url) {
     // The embedded server keeps its store: the jobs must survive a restart of the manager.
@@ -93,6 +94,7 @@ async function serve(argv: string[]): Promise<void> {
     if (prev && alive(prev.natsPid)) {
       // A manager killed outright leaves its server running, with the runners connected to it.
       url = prev.url;
+      reused = prev.natsPid;
     } else {
       await mkdir(join(dir, 'nats'), { recursive: true, mode: 0o700 });
       server = await NatsServer.start({ storeDir: join(dir, 'nats'), user, password });
@@ -110,7 +112,20 @@ async function serve(argv: string[]): Promise<void> {
   });
   await manager.close();
   if (server) await server.stop();
+  else if (dir && reused) await stopServer(reused);
   if (dir) await removeState(dir);
+}
+
+/** Stops the embedded server an earlier `serve` started (SIGTERM, SIGKILL after 5 s). */
+async function stopServer(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 5000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
 async function submit(argv: string[]): Promise<void> {
