@@ -223,7 +223,13 @@ export class JobManager {
     }
     const tail = m.subject.slice(this.names.prefix.length + 1);
     const kind = tail.slice(0, tail.indexOf('.'));
-    const body = JSON.parse(DEC.decode(m.data)) as Record<string, unknown>;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(DEC.decode(m.data)) as Record<string, unknown>;
+    } catch {
+      this.log(`dropped a message on ${m.subject} that is not JSON`);
+      return m.ack();
+    }
     if (TRACE) this.log(`<- ${tail} ${JSON.stringify(body).slice(0, 120)}`);
     if (kind === 'submit') return this.onSubmit(m, body);
     const id = tail.slice(kind.length + 1);
@@ -368,7 +374,14 @@ export class JobManager {
     for (const slot of this.active.values()) countJob(counts, slot);
     if (this.ec2 && limits.perClass?.ec2 !== undefined && candidates.some((j) => j.class === 'ec2')) {
       // The instance count comes from EC2; jobs granted but not yet given an instance count too.
-      const counted = await this.ec2.count();
+      let counted: number;
+      try {
+        counted = await this.ec2.count();
+      } catch (e) {
+        // EC2 cannot be asked: hold the ec2 jobs (the next grant asks again), never the others.
+        this.log(`DescribeInstances failed, ec2 jobs wait: ${(e as Error).message}`);
+        counted = Infinity;
+      }
       let starting = 0;
       for (const [id, slot] of this.active) if (slot.class === 'ec2' && !this.instances.has(id)) starting++;
       counts.perClass.ec2 = Math.max(counts.perClass.ec2 ?? 0, counted + starting);
