@@ -230,8 +230,12 @@ export async function runJob(nc, cfg) {
   rmSync(dir, { recursive: true, force: true });
   if (dropped) sendLog('err', enc.encode(`\n[colony: ${dropped} bytes of output dropped over the ${cfg.logLimit}-byte log limit]\n`), child.stderr);
   await Promise.all(logs);
-  await jsPublish(`${p}.log.${id}.${run}.eof`, enc.encode(''), `${id}.${run}.log.eof`).catch(() => undefined);
-  await report({ type: 'exited', code: code ?? null, signal: signal ?? null, result, reason, stderrTail: stderrTail ?? '', cancelledBy });
+  // The output is stored; its end marker and the exit report need not wait for each other
+  // (`logs --follow` ends at the marker only once the job is recorded as over).
+  await Promise.all([
+    jsPublish(`${p}.log.${id}.${run}.eof`, enc.encode(''), `${id}.${run}.log.eof`).catch(() => undefined),
+    report({ type: 'exited', code: code ?? null, signal: signal ?? null, result, reason, stderrTail: stderrTail ?? '', cancelledBy }),
+  ]);
   ctl.unsubscribe();
   return true;
 }
