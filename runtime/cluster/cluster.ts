@@ -79,6 +79,11 @@ export interface ClusterOptions {
   retention?: RetentionOptions;
   /** KV snapshot cadence per actor kind. */
   snapshotEvery?: ActorHostOptions['snapshotEvery'];
+  /**
+   * How long an event append rides out a JetStream leader election or a reconnect before it is
+   * reported lost (JournalAppendError); workers get it when they register. @default 30000
+   */
+  electionWindowMs?: number;
   /** Where LocalManager workers' output goes. @default 'inherit' */
   workerOutput?: 'inherit' | 'ignore';
   /**
@@ -234,7 +239,7 @@ export class Cluster {
   ): Promise<Cluster> {
     const nc = await connectNats(endpoint, `colony-driver-${name}`);
     try {
-      const journal = await Journal.open(nc, name, opts.retention);
+      const journal = await Journal.open(nc, name, opts.retention, { electionWindowMs: opts.electionWindowMs });
       const nonce = randomBytes(4).toString('hex');
       const host = new ActorHost(journal, `d${nonce}`, { snapshotEvery: opts.snapshotEvery });
       const node = new ProcessNode({ nc, name, pid: 1, host, nonce });

@@ -85,6 +85,9 @@ export class HostedActor {
         throw e;
       }),
     );
+    // The failure reaches whoever awaits durable(), the next send() and the journal's flush();
+    // nobody need be waiting on it now, and the process must not die of an unhandled rejection.
+    this.tail.catch(() => undefined);
     return env;
   }
 

@@ -14,7 +14,7 @@ import type { KV } from '@nats-io/kv';
 import type { ActorKind, Envelope } from '../../actors/index.ts';
 import { decode, encode } from '../transport/codec.ts';
 import { decodeEnvelope } from './event-decode.ts';
-import { JournalAppendError, JournalConflictError, TimeoutError } from '../transport/errors.ts';
+import { InvalidArgumentError, JournalAppendError, JournalConflictError, TimeoutError } from '../transport/errors.ts';
 import { Requester } from '../transport/requester.ts';
 import { subjects } from '../transport/subjects.ts';
 import type { Subjects } from '../transport/subjects.ts';
@@ -34,7 +34,56 @@ export const DEFAULT_MAX_BYTES = 1024 ** 3;
 
 const NS_PER_MS = 1_000_000;
 
+/** Options of a journal's writer. */
+export interface JournalOptions {
+  /**
+   * How long an append rides out a leader election or a reconnect (retrying with the same msgID)
+   * before it is reported lost with JournalAppendError. @default 30000
+   */
+  electionWindowMs?: number;
+}
+
+export const DEFAULT_ELECTION_WINDOW_MS = 30_000;
+/** One try of an append waits this long for its ack before it is sent again. */
+const ACK_TIMEOUT_MS = 5_000;
+const MIN_ACK_TIMEOUT_MS = 500;
+/** How long the look-up of a subject's last message may take. */
+const LOOKUP_TIMEOUT_MS = 2_000;
+/** Backoff between retries: 100 ms doubling to 2 s, with jitter. */
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_CAP_MS = 2_000;
+const RECONNECTED = 'reconnected while waiting for the ack';
+
+function backoff(attempt: number): number {
+  const d = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  return d / 2 + Math.random() * (d / 2);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * A JetStream API error that says the stream cannot take writes right now (no leader, an election,
+ * a cluster not yet formed): worth retrying, unlike a refused message.
+ */
+export function isUnavailable(err: { code?: number; err_code?: number; description?: string }): boolean {
+  if (err.code === 503) return true;
+  if (err.err_code !== undefined && UNAVAILABLE_CODES.has(err.err_code)) return true;
+  return /temporarily unavailable|no leader|offline|not leader|no suitable peers/i.test(err.description ?? '');
+}
+/** A thrown NATS or JetStream error that an election or a reconnect explains. */
+function isTransient(e: unknown): boolean {
+  const err = e as { name?: string; message?: string; status?: number; apiError?: () => { code?: number; err_code?: number; description?: string } };
+  if (err?.name === 'TimeoutError' || err?.name === 'NoRespondersError' || err?.status === 503) return true;
+  if (typeof err?.apiError === 'function' && isUnavailable(err.apiError())) return true;
+  return /no responders|timeout|temporarily unavailable|no leader|offline|disconnect|reconnect/i.test(err?.message ?? '');
+}
+/** JSClusterNotAvailErr, JSClusterNotLeaderErr, JSClusterNoPeersErr, JSStreamOfflineErr. */
+const UNAVAILABLE_CODES = new Set([10008, 10009, 10005, 10118]);
+
 const UTF8 = new TextDecoder();
+const ENCODER = new TextEncoder();
 
 export class Journal {
   readonly subjects: Subjects;
@@ -43,6 +92,15 @@ export class Journal {
   private inflight = 0;
   /** Flushes waiting for `inflight` to reach 0. */
   private drained: (() => void)[] = [];
+  /** Tries of appends sent again (an election, a reconnect, a lost ack) since the journal opened. */
+  retries = 0;
+  /**
+   * Appends found stored by an earlier try whose ack was lost: by the server's duplicate check
+   * (`duplicate`), or by the subject's last message carrying their msgID (`lastMessage`).
+   */
+  readonly recovered = { duplicate: 0, lastMessage: 0 };
+  /** How long an append rides out an election or a reconnect; see {@link JournalOptions}. */
+  readonly electionWindowMs: number;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -50,12 +108,15 @@ export class Journal {
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
     readonly kv: KV,
+    opts: JournalOptions,
   ) {
     this.subjects = subjects(name);
+    this.electionWindowMs = checkWindow(opts.electionWindowMs);
   }
 
   /** Opens the journal of cluster `name`, creating its stream and bucket when missing. */
-  static async open(nc: NatsConnection, name: string, opts: RetentionOptions = {}): Promise<Journal> {
+  static async open(nc: NatsConnection, name: string, opts: RetentionOptions = {}, jopts: JournalOptions = {}): Promise<Journal> {
+    checkWindow(jopts.electionWindowMs);
     const s = subjects(name);
     const jsm = await jetstreamManager(nc);
     const config = {
@@ -84,62 +145,116 @@ export class Journal {
       await jsm.streams.add(config);
     }
     const kv = await new Kvm(nc).create(s.stateBucket, { history: 1, storage: StorageType.File, replicas: opts.replicas ?? 1 });
-    return new Journal(nc, name, jetstream(nc), jsm, kv);
+    return new Journal(nc, name, jetstream(nc), jsm, kv, jopts);
   }
 
   /** Opens the journal of a cluster that exists already (workers, observers): creates nothing. */
-  static async attach(nc: NatsConnection, name: string): Promise<Journal> {
+  static async attach(nc: NatsConnection, name: string, jopts: JournalOptions = {}): Promise<Journal> {
+    checkWindow(jopts.electionWindowMs);
     const s = subjects(name);
     const jsm = await jetstreamManager(nc);
     const kv = await new Kvm(nc).open(s.stateBucket);
-    return new Journal(nc, name, jetstream(nc), jsm, kv);
+    return new Journal(nc, name, jetstream(nc), jsm, kv, jopts);
   }
 
   /**
    * Appends one envelope. `expectLast` is the stream sequence of the actor's previous event (0 for
    * its first). Resolves with the stream sequence of this one.
+   *
+   * A leader election or a reconnect is ridden out: "no responders", a lost or late ack and the
+   * JetStream API's "temporarily unavailable" errors are retried with capped, jittered backoff for
+   * `electionWindowMs`, every try with the same msgID. A try that was stored but whose ack was lost
+   * is recognised, not stored twice: the retry comes back as a duplicate of our msgID, or (when the
+   * server no longer remembers it) the expected sequence fails and the subject's last message
+   * carries our msgID. Only after the window is the append reported lost (JournalAppendError).
    */
   async append(env: Envelope, expectLast: number, writer: string): Promise<number> {
     // A plain publish on one muxed ack inbox: nats.js js.publish() costs a timer, a request and an
     // Error (for async traces) per call, which capped appends at ~8k/s here.
-    this.acks ??= new Requester(this.nc);
+    this.acks ??= this.ackRequester();
     const subject = this.subjects.evt(env.kind, env.id);
+    const msgId = `${env.kind}.${env.id}.${env.seq}.${writer}`;
     const h = headers();
-    h.set('Nats-Msg-Id', `${env.kind}.${env.id}.${env.seq}.${writer}`);
+    h.set('Nats-Msg-Id', msgId);
     h.set('Nats-Expected-Last-Subject-Sequence', String(expectLast));
     const data = encode(env);
     const what = () => `${env.kind}/${env.id}: append of event #${env.seq} '${env.type}'`;
+    const deadline = Date.now() + this.electionWindowMs;
     let lastErr = '';
-    // Retries cover a leader election (no responders for a few seconds) and lost acks; the msgID
-    // makes a retried append land once.
-    for (let attempt = 0; attempt < 8; attempt++) {
-      let reply;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) {
+        const left = deadline - Date.now();
+        if (left <= 0) break;
+        // An attempt that failed at once (no responders, no leader) waits before the next; one
+        // that timed out has waited already, and one cut short by a reconnect goes again now.
+        if (!lastErr.startsWith('no ack') && lastErr !== RECONNECTED) await sleep(Math.min(left, backoff(attempt)));
+        this.retries++;
+      }
+      let reply: Msg;
       try {
-        reply = await this.acks.request(0, subject, data, 10_000, { headers: h, keep503: true });
+        const timeout = this.electionWindowMs === 0 ? ACK_TIMEOUT_MS : Math.max(MIN_ACK_TIMEOUT_MS, Math.min(ACK_TIMEOUT_MS, deadline - Date.now()));
+        reply = await this.acks.request(0, subject, data, timeout, { headers: h, keep503: true });
       } catch (e) {
-        if (!(e instanceof TimeoutError)) throw new JournalAppendError(`${what()} failed: ${(e as Error).message}`, { cause: e });
-        lastErr = 'no ack within 10 s';
+        if (e instanceof TimeoutError) lastErr = `no ack within ${ACK_TIMEOUT_MS / 1000} s`;
+        else if ((e as Error)?.message === RECONNECTED) lastErr = RECONNECTED;
+        else throw new JournalAppendError(`${what()} failed: ${(e as Error).message}`, { cause: e });
         continue;
       }
       if (reply.data.length === 0 && reply.headers?.code === 503) {
         lastErr = 'no JetStream responders (is the stream up? a leader election?)';
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
         continue;
       }
       const ack = JSON.parse(UTF8.decode(reply.data)) as { seq?: number; duplicate?: boolean; error?: { code: number; err_code?: number; description: string } };
       if (ack.error) {
         if (ack.error.err_code === 10071) {
+          // After a try whose ack we never saw, the event may be stored already: ours if the
+          // subject's last message carries our msgID.
+          const mine = attempt > 0 ? await this.storedSeq(subject, msgId).catch(() => null) : null;
+          if (mine) {
+            this.recovered.lastMessage++;
+            return mine;
+          }
           throw new JournalConflictError(`${env.kind}/${env.id}: another writer appended first (event #${env.seq} '${env.type}' refused: ${ack.error.description})`);
+        }
+        if (isUnavailable(ack.error)) {
+          lastErr = ack.error.description;
+          continue;
         }
         throw new JournalAppendError(`${what()} failed: ${ack.error.description}`);
       }
       // A duplicate on the first try means this msgID was stored by someone else: a second writer.
+      // On a retry it is our own earlier try, whose ack was lost.
       if (ack.duplicate && attempt === 0) {
         throw new JournalConflictError(`${env.kind}/${env.id}: event #${env.seq} was already stored by this writer id (a second writer?)`);
       }
+      if (ack.duplicate) this.recovered.duplicate++;
       return ack.seq!;
     }
-    throw new JournalAppendError(`${what()} failed: ${lastErr}`);
+    // The window is over. The last try may still have landed: look before calling it lost.
+    const mine = await this.storedSeq(subject, msgId).catch(() => null);
+    if (mine) return mine;
+    throw new JournalAppendError(`${what()} failed: ${lastErr}; retried for ${Math.round(this.electionWindowMs / 1000)} s (electionWindowMs)`);
+  }
+
+  /** The stream sequence of the last message on `subject` if it carries `msgId`, else null. */
+  private async storedSeq(subject: string, msgId: string): Promise<number | null> {
+    // A direct get (the stream has allow_direct, so any replica answers), on the ack inbox with a
+    // short timeout: the window is over, or a retry is under way.
+    const m = await this.acks!.request(0, `$JS.API.DIRECT.GET.${this.subjects.eventsStream}`, ENCODER.encode(JSON.stringify({ last_by_subj: subject })), LOOKUP_TIMEOUT_MS, { keep503: true });
+    if (m.headers?.code || !m.headers) return null;
+    return m.headers.get('Nats-Msg-Id') === msgId ? Number(m.headers.get('Nats-Sequence')) || null : null;
+  }
+
+  /**
+   * The ack inbox. A reconnect (our server died, or we were moved) may have lost the acks of the
+   * appends in flight: they are cut short and sent again at once, with their msgIDs.
+   */
+  private ackRequester(): Requester {
+    const r = new Requester(this.nc);
+    void (async () => {
+      for await (const st of this.nc.status()) if (st.type === 'reconnect') r.failPid(0, new Error(RECONNECTED));
+    })().catch(() => undefined);
+    return r;
   }
 
   /** Tracks a background append so `flush()` waits for it and reports its failure. */
@@ -276,8 +391,20 @@ export class Journal {
     return decode<StoredSnapshot>(e.value);
   }
 
+  /** Stores an actor's snapshot; an election of the bucket's leader is ridden out like appends. */
   async putSnapshot(kind: ActorKind, id: string, snap: StoredSnapshot): Promise<void> {
-    await this.kv.put(`${kind}.${id}`, encode(snap));
+    const data = encode(snap);
+    const deadline = Date.now() + this.electionWindowMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.kv.put(`${kind}.${id}`, data);
+        return;
+      } catch (e) {
+        const left = deadline - Date.now();
+        if (left <= 0 || !isTransient(e)) throw e;
+        await sleep(Math.min(left, backoff(attempt)));
+      }
+    }
   }
 }
 
@@ -294,6 +421,12 @@ export interface StoredSnapshot {
   streamSeq: number;
   at: number;
   type: string;
+}
+
+function checkWindow(ms: number | undefined): number {
+  if (ms === undefined) return DEFAULT_ELECTION_WINDOW_MS;
+  if (!Number.isFinite(ms) || ms < 0) throw new InvalidArgumentError('electionWindowMs', `must be a number of milliseconds >= 0, got ${String(ms)}`);
+  return ms;
 }
 
 function isNotFound(e: unknown): boolean {

@@ -36,6 +36,8 @@ export interface Registration {
   graceMs: number;
   /** The cluster's KV snapshot cadence, so every writer follows it. */
   snapshotEvery?: Partial<Record<string, number>>;
+  /** The cluster's election window for appends (ClusterOptions.electionWindowMs). */
+  electionWindowMs?: number;
 }
 
 export const DEFAULT_GRACE_MS = 30_000;
@@ -90,7 +92,7 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
   const pid = reg.pid;
   setMyid(pid);
   const nonce = randomBytes(4).toString('hex');
-  const journal = await Journal.attach(nc, name);
+  const journal = await Journal.attach(nc, name, { electionWindowMs: reg.electionWindowMs });
   const host = new ActorHost(journal, `w${pid}${nonce}`, { snapshotEvery: reg.snapshotEvery });
   const node = new ProcessNode({ nc, name, pid, host, nonce, guardSync: true });
   node.serve();

@@ -223,7 +223,7 @@ export class WorkerRegistry {
       }
       this.entries.set(entry.pid, entry);
       this.watchProcess(entry);
-      msg.respond(encode({ pid: entry.pid, modules: this.modules, hbMs: this.opts.hbMs, graceMs: this.opts.graceMs, snapshotEvery: this.host.snapshotPolicy() }));
+      msg.respond(encode({ pid: entry.pid, modules: this.modules, hbMs: this.opts.hbMs, graceMs: this.opts.graceMs, snapshotEvery: this.host.snapshotPolicy(), electionWindowMs: this.host.journal.electionWindowMs }));
     } catch (e) {
       msg.respond(encode({ err: toErrorData(e, 1) }));
     }

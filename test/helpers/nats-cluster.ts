@@ -9,11 +9,14 @@
  * await using nc3 = await startNatsCluster();
  * const nc = await connect({ servers: nc3.urls, user: 'driver', pass: nc3.passwords.driver, tls: { caFile: nc3.ca } });
  * ```
+ *
+ * With `plain: true` the nodes run {@link PLAIN_CONFIG} instead: the same cluster and JetStream,
+ * without TLS or users (`nats://` URLs), for tests about failover rather than security.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,6 +30,24 @@ import { waitFor } from './wait.ts';
 export const DEPLOY_CONFIG = fileURLToPath(new URL('../../deploy/nats/nats.conf', import.meta.url));
 /** deploy/certs/gen-certs.sh */
 export const GEN_CERTS = fileURLToPath(new URL('../../deploy/certs/gen-certs.sh', import.meta.url));
+
+/**
+ * A 3-node JetStream cluster without TLS or users, for tests about failover (the same per-node
+ * variables as deploy/nats/nats.conf).
+ */
+export const PLAIN_CONFIG = `server_name: $NATS_SERVER_NAME
+host: $NATS_HOST
+port: $NATS_CLIENT_PORT
+http_port: $NATS_HTTP_PORT
+max_payload: 8MB
+jetstream { store_dir: $NATS_STORE_DIR, max_memory_store: 256MB, max_file_store: 4GB }
+cluster {
+  name: colony
+  host: $NATS_HOST
+  port: $NATS_CLUSTER_PORT
+  routes: [ $NATS_ROUTE_1, $NATS_ROUTE_2 ]
+}
+`;
 
 /** The roles deploy/nats/nats.conf defines, one user each. */
 export type Role = 'driver' | 'worker' | 'observer';
@@ -45,6 +66,8 @@ export interface ClusterNode {
   pid: number;
   /** SIGTERM (SIGKILL after 5 s); resolves once the process is gone. */
   stop(): Promise<void>;
+  /** SIGKILL at once (a crashed node); resolves once the process is gone. */
+  kill(): Promise<void>;
   /** Whether the process still runs. */
   running(): boolean;
 }
@@ -105,10 +128,14 @@ interface Jsz {
  * Starts nodes `nats-1..3` from deploy/nats/nats.conf and waits until their client ports accept
  * connections (not for a meta leader: call {@link TestNatsCluster.waitForMetaLeader}).
  */
-export async function startNatsCluster(opts: { config?: string } = {}): Promise<TestNatsCluster> {
+export async function startNatsCluster(opts: { config?: string; plain?: boolean } = {}): Promise<TestNatsCluster> {
   const binary = findNatsServer();
-  const config = opts.config ?? DEPLOY_CONFIG;
   const dir = await mkdtemp(join(tmpdir(), 'colony-deploy-'));
+  let config = opts.config ?? DEPLOY_CONFIG;
+  if (opts.plain) {
+    config = join(dir, 'nats-plain.conf');
+    await writeFile(config, PLAIN_CONFIG);
+  }
   const certDir = join(dir, 'certs');
   const nodes: ClusterNode[] = [];
   const stop = async () => {
@@ -116,7 +143,7 @@ export async function startNatsCluster(opts: { config?: string } = {}): Promise<
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await promisify(execFile)('bash', [GEN_CERTS, certDir]);
+    if (!opts.plain) await promisify(execFile)('bash', [GEN_CERTS, certDir]);
     const ports = await freePorts(9);
     const passwords: Record<Role, string> = { driver: password(), worker: password(), observer: password() };
     const names = ['nats-1', 'nats-2', 'nats-3'];
@@ -168,8 +195,13 @@ export async function startNatsCluster(opts: { config?: string } = {}): Promise<
       let stopping: Promise<void> | undefined;
       nodes.push({
         name, clientPort, clusterPort, httpPort, env, logFile, pid: child.pid!,
-        url: `tls://127.0.0.1:${clientPort}`,
+        url: `${opts.plain ? 'nats' : 'tls'}://127.0.0.1:${clientPort}`,
         running: () => !exited,
+        kill: async () => {
+          if (exited) return;
+          child.kill('SIGKILL');
+          await gone;
+        },
         stop: () => (stopping ??= (async () => {
           if (exited) return;
           child.kill('SIGTERM');
