@@ -44,14 +44,19 @@ export interface JournalOptions {
 }
 
 export const DEFAULT_ELECTION_WINDOW_MS = 30_000;
-/** One try of an append waits this long for its ack before it is sent again. */
-const ACK_TIMEOUT_MS = 5_000;
+/**
+ * One try of an append waits this long for its ack before it is sent again (its ack, or the try
+ * itself, went down with a server), plus a little per append in flight: when tens of thousands
+ * are pipelined, the last ack comes seconds after the first.
+ */
+const ACK_TIMEOUT_MS = 2_000;
+const ACK_MS_PER_INFLIGHT = 1;
 const MIN_ACK_TIMEOUT_MS = 500;
 /** How long the look-up of a subject's last message may take. */
 const LOOKUP_TIMEOUT_MS = 2_000;
-/** Backoff between retries: 100 ms doubling to 2 s, with jitter. */
+/** Backoff between retries: 100 ms doubling to 1 s, with jitter. */
 const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 2_000;
+const BACKOFF_CAP_MS = 1_000;
 const RECONNECTED = 'reconnected while waiting for the ack';
 
 function backoff(attempt: number): number {
@@ -191,11 +196,13 @@ export class Journal {
         this.retries++;
       }
       let reply: Msg;
+      // The ack may wait behind every other append in flight: allow for them.
+      const wait = ACK_TIMEOUT_MS + this.inflight * ACK_MS_PER_INFLIGHT;
+      const timeout = this.electionWindowMs === 0 ? wait : Math.max(MIN_ACK_TIMEOUT_MS, Math.min(wait, deadline - Date.now()));
       try {
-        const timeout = this.electionWindowMs === 0 ? ACK_TIMEOUT_MS : Math.max(MIN_ACK_TIMEOUT_MS, Math.min(ACK_TIMEOUT_MS, deadline - Date.now()));
         reply = await this.acks.request(0, subject, data, timeout, { headers: h, keep503: true });
       } catch (e) {
-        if (e instanceof TimeoutError) lastErr = `no ack within ${ACK_TIMEOUT_MS / 1000} s`;
+        if (e instanceof TimeoutError) lastErr = `no ack within ${Math.round(timeout / 100) / 10} s`;
         else if ((e as Error)?.message === RECONNECTED) lastErr = RECONNECTED;
         else throw new JournalAppendError(`${what()} failed: ${(e as Error).message}`, { cause: e });
         continue;

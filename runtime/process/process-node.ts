@@ -64,6 +64,10 @@ interface Slot {
  * costs ~50 us a call, so fast tasks run without it.
  */
 export const GUARD_AFTER_MS = 2;
+/** A served call's reply is kept this long for repeats of the call (see Requester `resend`). */
+const CALL_MEMORY_MS = 60_000;
+/** ...within this many bytes of replies in all. */
+const CALL_MEMORY_BYTES = 64 * 1024 * 1024;
 /** Room left in a message for headers and framing. */
 const FRAME_ROOM = 16 * 1024;
 
@@ -102,6 +106,9 @@ export class ProcessNode implements RefClient, RefBinder {
   private readonly guarded = new Set<string>();
   private readonly seen = new Set<string>();
   private subs: Subscription[] = [];
+  /** Calls served, by reply subject: running (no reply yet) or answered (kept for repeats). */
+  private readonly calls = new Map<string, { at: number; reply: Uint8Array | null }>();
+  private callBytes = 0;
   private counter = 0;
   private readonly guardSync: boolean;
   /** Tasks running now. */
@@ -178,8 +185,8 @@ export class ProcessNode implements RefClient, RefBinder {
     return unescapeInline(obj);
   }
 
-  private respond(msg: Msg, reply: Reply): void {
-    if (!msg.reply) return;
+  private respond(msg: Msg, reply: Reply): Uint8Array | null {
+    if (!msg.reply) return null;
     let data: Uint8Array;
     try {
       data = this.pack(reply);
@@ -190,6 +197,7 @@ export class ProcessNode implements RefClient, RefBinder {
       data = encode({ err: { ...toErrorData(e, this.pid), message: `the result could not be encoded: ${(e as Error).message}` } });
     }
     msg.respond(data);
+    return data;
   }
 
   // ---------------------------------------------------------------- refs: handles
@@ -302,21 +310,26 @@ export class ProcessNode implements RefClient, RefBinder {
 
   /** Sends a request and returns `ok`, throwing the remote error if there is one. */
   async ask(pid: number, subject: string, payload: object): Promise<unknown> {
-    const reply = await this.requestReply(pid, subject, payload);
+    const op = (payload as { op?: string }).op;
+    const reply = await this.requestReply(pid, subject, payload, 0, op === 'fetch' || op === 'wait' || op === 'isready');
     if (reply.err) throw fromErrorData(reply.err, pid);
     return reply.ok;
   }
 
-  async requestReply(pid: number, subject: string, payload: object, timeoutMs = 0): Promise<Reply> {
-    return this.sendPacked(pid, subject, this.pack(payload), payload, timeoutMs);
+  /**
+   * With `resend`, the request is published again while it waits (see Requester): for calls
+   * (answered once, repeats from {@link ProcessNode.onCall}'s memory) and reads that may repeat.
+   */
+  async requestReply(pid: number, subject: string, payload: object, timeoutMs = 0, resend = false): Promise<Reply> {
+    return this.sendPacked(pid, subject, this.pack(payload), payload, timeoutMs, resend);
   }
 
   /**
    * Sends encoded bytes and decodes the reply. `payload` is what they encode: holding it until the
    * reply keeps the RemoteRef handles inside it alive, so they are not freed while the callee uses them.
    */
-  private async sendPacked(pid: number, subject: string, data: Uint8Array, payload: object, timeoutMs = 0): Promise<Reply> {
-    const msg = await this.requester.request(pid, subject, data, timeoutMs);
+  private async sendPacked(pid: number, subject: string, data: Uint8Array, payload: object, timeoutMs = 0, resend = false): Promise<Reply> {
+    const msg = await this.requester.request(pid, subject, data, timeoutMs, { resend });
     keepAlive(payload);
     return this.unpack<Reply>(msg.data);
   }
@@ -329,7 +342,7 @@ export class ProcessNode implements RefClient, RefBinder {
     const req: CallRequest = { op: 'call', task: taskKey, args, from: this.pid };
     if (ref) req.ref = ref;
     if (pid === this.pid) return this.handleCall(req);
-    return this.sendPacked(pid, this.s.call(pid), this.pack(req), req);
+    return this.sendPacked(pid, this.s.call(pid), this.pack(req), req, 0, true);
   }
 
   // ---------------------------------------------------------------- refs: owner side
@@ -414,14 +427,47 @@ export class ProcessNode implements RefClient, RefBinder {
   // ---------------------------------------------------------------- serving
 
   private async onCall(msg: Msg): Promise<void> {
+    // A repeat of a call (the caller resends while it waits: the first try or its reply may have
+    // been lost with a server) runs nothing: it is answered with the first one's reply, if done.
+    const key = msg.reply;
+    if (key) {
+      const seen = this.calls.get(key);
+      if (seen) {
+        if (seen.reply) msg.respond(seen.reply);
+        return;
+      }
+      this.calls.set(key, { at: Date.now(), reply: null });
+    }
     let req: CallRequest;
     try {
       req = this.checkCall(await this.unpack<CallRequest>(msg.data));
     } catch (e) {
-      this.respond(msg, { err: toErrorData(e, this.pid) });
+      const data = this.respond(msg, { err: toErrorData(e, this.pid) });
+      if (key && data) this.remember(key, data);
       return;
     }
-    this.respond(msg, await this.handleCall(req));
+    const data = this.respond(msg, await this.handleCall(req));
+    if (key && data) this.remember(key, data);
+  }
+
+  /** Keeps a call's reply for its repeats, for a while and within a byte budget. */
+  private remember(key: string, data: Uint8Array): void {
+    const entry = this.calls.get(key);
+    if (!entry) return;
+    entry.reply = data;
+    entry.at = Date.now();
+    this.callBytes += data.byteLength;
+    // Entries are in arrival order: drop the old ones from the front (a running call stays).
+    const old = entry.at - CALL_MEMORY_MS;
+    for (const [k, e] of this.calls) {
+      if (e.at > old && this.callBytes <= CALL_MEMORY_BYTES) break;
+      if (!e.reply) {
+        if (e.at > old) break;
+        continue;
+      }
+      this.callBytes -= e.reply.byteLength;
+      this.calls.delete(k);
+    }
   }
 
   /** A call off the wire has the shape of a {@link CallRequest}, and its ref (if any) is ours. */
