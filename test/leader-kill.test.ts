@@ -43,11 +43,13 @@ async function oneRun(run: number): Promise<Record<string, number | string>> {
   const stream = `COLONY_${name}_EVENTS`;
   const leader = await waitFor(async () => (await jsm.streams.info(stream)).cluster?.leader, { message: 'the stream has a leader' });
   const victim = nats.nodes.find((n) => n.name === leader)!;
+  const quick = await jetstreamManager(cluster.nc, { timeout: 500, checkAPI: false });
 
   const progress: number[] = [];
   let done = 0;
   const t0 = performance.now();
   const map = cluster.pmap(busy, Array.from({ length: ITEMS }, () => 2), { onProgress: (d) => { done = d; progress.push(performance.now() - t0); } });
+  map.catch(() => undefined); // awaited below; this keeps a failure before that handled
   const statuses: string[] = [];
   void (async () => { for await (const st of cluster.nc.status()) statuses.push(`${Math.round(performance.now() - t0)} ${st.type} ${JSON.stringify(st)}`); })();
   // A run that hangs says where it stood.
@@ -62,7 +64,7 @@ async function oneRun(run: number): Promise<Record<string, number | string>> {
   const killed = performance.now();
   // How long the stream had no leader, and how long appends waited for one.
   const election = waitFor(async () => {
-    const l = (await jsm.streams.info(stream)).cluster?.leader;
+    const l = (await quick.streams.info(stream)).cluster?.leader;
     return l && l !== leader ? performance.now() - killed : 0;
   }, { timeoutMs: 60_000, intervalMs: 100, message: 'a new stream leader' });
   const appendStall = (async () => {
@@ -70,7 +72,12 @@ async function oneRun(run: number): Promise<Record<string, number | string>> {
     await cluster.journal.settle();
     return performance.now() - killed;
   })();
+  // The workers append too: a value made on each during the election (ref.created, ref.ready)
+  // is fetched only once its history is stored.
+  const refs = [2, 3].map((pid) => cluster.remotecall(busy, pid, 1));
   const results = await Promise.race([map, hung]).finally(() => clearTimeout(watchdog));
+  const values = await Promise.all(refs.map((r) => r.fetch()));
+  expect(values.map((v) => v.pid)).toEqual([2, 3]);
   const totalMs = performance.now() - t0;
   const electionMs = await election;
   const appendStallMs = await appendStall;
@@ -82,6 +89,7 @@ async function oneRun(run: number): Promise<Record<string, number | string>> {
   const maps = events.filter((e) => e.kind === 'map');
   expect(maps.map((e) => e.type)).toContain('map.finished');
   expect(maps.find((e) => e.type === 'map.finished')!.data).toMatchObject({ done: ITEMS });
+  for (const r of refs) expect(events.filter((e) => e.kind === 'ref' && e.id === r.id).map((e) => e.type)).toEqual(['ref.created', 'ref.ready']);
   checkContiguous(events);
   // Neither worker was lost: both rode it out.
   expect(events.filter((e) => e.type === 'worker.lost')).toEqual([]);

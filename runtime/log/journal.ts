@@ -363,32 +363,38 @@ export class Journal {
   /**
    * @internal Creates an ephemeral pull consumer for `PullRead`. nats-server < 2.12 may place an
    * ephemeral consumer of a replicated stream on a peer that is down (nats-server#7165), and the
-   * create times out: retry, each time with a fresh copy of the config.
+   * create times out; during an election it is "temporarily unavailable": retry for the election
+   * window, each time with a fresh copy of the config.
    */
   async pullConsumer(config: Partial<ConsumerConfig>): Promise<ConsumerInfo> {
+    return this.retryTransient(() => this.jsm.consumers.add(this.subjects.eventsStream, { ...config }));
+  }
+
+  /** Runs `op` again on errors an election or a reconnect explains, for the election window. */
+  private async retryTransient<T>(op: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.electionWindowMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.jsm.consumers.add(this.subjects.eventsStream, { ...config });
+        return await op();
       } catch (e) {
-        if (attempt >= 4 || (e as Error)?.name !== 'TimeoutError') throw e;
+        const left = deadline - Date.now();
+        if (left <= 0 || !isTransient(e)) throw e;
+        await sleep(Math.min(left, backoff(attempt)));
       }
     }
   }
 
   /**
    * The keys of the state bucket matching `filter`. Listing them creates a consumer, which can
-   * time out while a replica is down (nats-server#7165 on 2.9): retried like the event reads.
+   * time out while a replica is down (nats-server#7165 on 2.9) or during an election: retried
+   * like the event reads.
    */
   async stateKeys(filter = '>'): Promise<string[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const out: string[] = [];
-        for await (const k of await this.kv.keys(filter)) out.push(k);
-        return out;
-      } catch (e) {
-        if (attempt >= 4 || (e as Error)?.name !== 'TimeoutError') throw e;
-      }
-    }
+    return this.retryTransient(async () => {
+      const out: string[] = [];
+      for await (const k of await this.kv.keys(filter)) out.push(k);
+      return out;
+    });
   }
 
   /** Latest snapshot of an actor from the state bucket. */
@@ -401,17 +407,7 @@ export class Journal {
   /** Stores an actor's snapshot; an election of the bucket's leader is ridden out like appends. */
   async putSnapshot(kind: ActorKind, id: string, snap: StoredSnapshot): Promise<void> {
     const data = encode(snap);
-    const deadline = Date.now() + this.electionWindowMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.kv.put(`${kind}.${id}`, data);
-        return;
-      } catch (e) {
-        const left = deadline - Date.now();
-        if (left <= 0 || !isTransient(e)) throw e;
-        await sleep(Math.min(left, backoff(attempt)));
-      }
-    }
+    await this.retryTransient(() => this.kv.put(`${kind}.${id}`, data));
   }
 }
 
