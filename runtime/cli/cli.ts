@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { arrays } from '../arrays/index.ts';
 import { parallel } from '../parallel/index.ts';
+import { importModule } from '../process/import-module.ts';
 import { runWorker } from '../process/worker-main.ts';
 
 /** The observer commands, loaded only when one runs: a worker starts faster without them. */
@@ -69,7 +70,7 @@ export async function main(argv: string[]): Promise<void> {
       case 'run': {
         if (!rest[0]) throw new UsageError('colony run needs a script');
         process.argv = [process.argv[0]!, resolve(rest[0]), ...rest.slice(1)];
-        await import(pathToFileURL(resolve(rest[0])).href);
+        await importModule(pathToFileURL(resolve(rest[0])).href);
         return;
       }
       case undefined:

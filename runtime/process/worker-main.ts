@@ -14,6 +14,7 @@ import type { NatsEndpoint } from '../transport/connection.ts';
 import { ProcessExitedError, toErrorData } from '../transport/errors.ts';
 import { Journal } from '../log/journal.ts';
 import { hostCapabilities } from './capability.ts';
+import { importModule } from './import-module.ts';
 import type { Capability } from './capability.ts';
 import { setMyid } from './myid.ts';
 import { ProcessNode } from './process-node.ts';
@@ -99,7 +100,7 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
   const loadErrors: { url: string; error: string }[] = [];
   for (const url of reg.modules) {
     try {
-      await import(url);
+      await importModule(url);
     } catch (e) {
       loadErrors.push({ url, error: (e as Error).message });
     }
@@ -169,7 +170,7 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
           await exit(0, '');
         } else if (req.op === 'load') {
           try {
-            await import(req.url!);
+            await importModule(req.url!);
             if (msg.reply) msg.respond(encode({ done: true }));
           } catch (e) {
             if (msg.reply) msg.respond(encode({ err: toErrorData(e, pid) }));
