@@ -10,10 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { arrays } from '../arrays/index.ts';
-import { parallel } from '../parallel/index.ts';
 import { importModule } from '../process/import-module.ts';
-import { runWorker } from '../process/worker-main.ts';
+import { DEFAULT_GRACE_MS, startWorker } from '../process/register-worker.ts';
 
 /** The observer commands, loaded only when one runs: a worker starts faster without them. */
 const observe = () => import('./cli-observe.ts');
@@ -109,12 +107,18 @@ async function worker(args: string[]): Promise<void> {
   let user = process.env.COLONY_NATS_USER;
   let password = process.env.COLONY_NATS_PASSWORD;
   if (values.creds) ({ user, password } = JSON.parse(await readFile(values.creds, 'utf8')) as { user: string; password: string });
-  await runWorker({
+  const opts = {
     url: values.nats,
     user,
     password,
     name: values.name!,
     token: values.token!,
     graceMs: values.grace ? Number(values.grace) : undefined,
-  }, [parallel, arrays]);
+  };
+  // Connect and register while the rest of the worker's code loads: neither needs it.
+  const started = startWorker(opts, opts.name, opts.token, opts.graceMs ?? DEFAULT_GRACE_MS);
+  const [{ runWorker }, { parallel }, { arrays }] = await Promise.all([
+    import('../process/worker-main.ts'), import('../parallel/index.ts'), import('../arrays/index.ts'),
+  ]);
+  await runWorker(opts, [parallel, arrays], started);
 }
