@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { loadCli } from './load-cli.mjs';
 
 // A worker's heartbeat thread starts now, so its start-up overlaps the loading of the runtime
-// below; runtime/process/worker-main.ts takes it over.
+// below; runtime/process/register-worker.ts takes it over.
 if (process.argv[2] === 'worker') {
   const hb = new Worker(new URL('../process/heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
   hb.unref(); // a worker that fails to start must still exit

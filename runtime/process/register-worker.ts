@@ -1,9 +1,11 @@
 /**
- * A worker's first steps, connect and register, which need only the transport: `colony worker`
- * starts them while the rest of the worker's code (the log, the process node, the capabilities)
- * is still loading, and `runWorker` picks them up (runtime/process/worker-main.ts).
+ * A worker's first steps, which need only the transport: connect, register, and tell the
+ * heartbeat thread where to connect. `colony worker` starts them while the rest of the worker's
+ * code (the log, the process node, the capabilities) is still loading, and `runWorker` picks them
+ * up (runtime/process/worker-main.ts).
  */
 import { hostname } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { decode, encode } from '../transport/codec.ts';
 import { connectNats } from '../transport/connection.ts';
@@ -23,11 +25,15 @@ export interface Registration {
   snapshotEvery?: Partial<Record<string, number>>;
 }
 
-/** A connection and a registration under way. */
+/** A connection and a registration under way, and the heartbeat thread connecting. */
 export interface WorkerStart {
   nc: Promise<NatsConnection>;
   registration: Promise<Registration>;
+  heartbeat: Worker;
 }
+
+/** Where runtime/cli/colony.mjs leaves the heartbeat thread it started early (a global symbol). */
+const HEARTBEAT_THREAD = Symbol.for('colony.heartbeatThread');
 
 /** Asks the driver for a pid until it answers or `graceMs` is over. */
 export async function registerWorker(nc: NatsConnection, name: string, token: string, graceMs: number): Promise<Registration> {
@@ -51,10 +57,17 @@ export async function registerWorker(nc: NatsConnection, name: string, token: st
 /** Connects and registers; the promises are awaited by runWorker (their failures too). */
 export function startWorker(endpoint: NatsEndpoint, name: string, token: string, graceMs: number): WorkerStart {
   const cluster = checkClusterName(name);
+  // The heartbeat thread boots (imports, its own connection) while this one loads and registers:
+  // `colony worker` started it before loading the runtime (runtime/cli/colony.mjs).
+  const g = globalThis as { [HEARTBEAT_THREAD]?: Worker };
+  const heartbeat = g[HEARTBEAT_THREAD] ?? new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
+  delete g[HEARTBEAT_THREAD];
+  heartbeat.unref();
+  heartbeat.postMessage({ type: 'connect', url: endpoint.url, user: endpoint.user, password: endpoint.password, name: cluster });
   const nc = connectNats(endpoint, `colony-worker-${cluster}`);
   const registration = nc.then((c) => registerWorker(c, cluster, token, graceMs));
   // Failures surface where runWorker awaits these, not as unhandled rejections meanwhile.
   nc.catch(() => undefined);
   registration.catch(() => undefined);
-  return { nc, registration };
+  return { nc, registration, heartbeat };
 }

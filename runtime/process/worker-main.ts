@@ -4,7 +4,6 @@
  * its own. It exits when finalized, or after a grace period without a driver.
  */
 import { randomBytes } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ActorHost } from '../log/actor-host.ts';
 import { decode, encode } from '../transport/codec.ts';
@@ -33,8 +32,6 @@ export type { Registration } from './register-worker.ts';
 export { DEFAULT_GRACE_MS } from './register-worker.ts';
 
 
-/** Where runtime/colony.mjs leaves the heartbeat thread it started early (a global symbol). */
-const HEARTBEAT_THREAD = Symbol.for('colony.heartbeatThread');
 
 /**
  * Runs a worker that hosts `capabilities` (their tasks, their per-process state). `started` is
@@ -45,13 +42,8 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
   const name = checkClusterName(opts.name);
   const s = subjects(name);
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-  // The heartbeat thread boots (imports, its own connection) while this one loads and registers:
-  // `colony worker` started it before loading the runtime (runtime/colony.mjs).
-  const early = (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
-  delete (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
-  const hb = early ?? new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
-  hb.unref();
-  hb.postMessage({ type: 'connect', url: opts.url, user: opts.user, password: opts.password, name });
+  const start = started ?? startWorker(opts, name, opts.token, graceMs);
+  const hb = start.heartbeat;
   const hbUp = new Promise<void>((resolve, reject) => {
     hb.on('message', (m: { type: string }) => { if (m.type === 'up') resolve(); });
     hb.once('error', reject);
@@ -59,7 +51,6 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
   hbUp.catch(() => undefined); // awaited below, once registered
   let nc: NatsConnection;
   let reg: Registration;
-  const start = started ?? startWorker(opts, name, opts.token, graceMs);
   try {
     nc = await start.nc;
     reg = await start.registration;
