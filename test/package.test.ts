@@ -187,6 +187,17 @@ describe('the installed package', () => {
     }
   }, 120_000);
 
+  it('inside the repository, with dist/ built (by the pack above), colony from the sources still resolves "colony" to the sources', async () => {
+    const script = join(ROOT, 'test/fixtures/which-colony.mjs');
+    const sources = await run(process.execPath, [join(ROOT, 'runtime/cli/colony.mjs'), 'run', script], ROOT);
+    expect(sources.code, sources.stderr).toBe(0);
+    expect(JSON.parse(sources.stdout).colony).toBe(`file://${ROOT}runtime/index.ts`);
+    // Without the condition the same import is the compiled copy.
+    const plain = await run(process.execPath, [script], ROOT);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout).colony).toBe(`file://${ROOT}dist/runtime/index.js`);
+  }, 60_000);
+
   it('a TypeScript consumer type-checks against the shipped declarations; a wrong argument to remotecall does not', async () => {
     const r = await run(process.execPath, [TSC, '-p', 'tsconfig.json'], project);
     expect(r.code).not.toBe(0);
