@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm run build` (and `prepare`): compiles actors/, adapters/ and runtime/ to dist/ with type
 // declarations (tsconfig.build.json), and copies beside them the files that are not TypeScript
-// but run (the bin, the heartbeat thread, the job entry, setup.sh). The output goes to a fresh
+// but run (the bin, the heartbeat thread, the job entry, setup.sh, the dashboard's page and its
+// bundle, built first with runtime/dashboard/page-bundle.ts). The output goes to a fresh
 // folder first and replaces dist/ at the end, so no stale file of a removed source survives.
 //
 // The NATS client is about 70 CommonJS files; a worker loads them in half the time as one ES
-// module bundle (dist/vendor/, made with esbuild, which tsx brings). The compiled runtime imports
+// module bundle (dist/vendor/, made with esbuild, a devDependency). The compiled runtime imports
 // the bundle instead of @nats-io/*; the declarations keep naming @nats-io/*, still dependencies.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ const require = createRequire(import.meta.url);
 async function bundleVendor(out) {
   let esbuild;
   try {
-    esbuild = createRequire(require.resolve('tsx'))('esbuild');
+    esbuild = require('esbuild');
   } catch {
     console.error('colony build: esbuild not found; dist/ imports @nats-io/* directly');
     return false;
@@ -72,9 +73,13 @@ try {
   const tsc = require.resolve('typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', OUT], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`tsc failed (exit ${r.status ?? r.signal})`);
+  // The dashboard page runs in a browser: the package ships its bundle (and index.html), not its sources.
+  const page = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    "await (await import('./runtime/dashboard/page-bundle.ts')).ensurePage()"], { cwd: ROOT, stdio: 'inherit' });
+  if (page.status !== 0) throw new Error(`the dashboard page bundle failed (exit ${page.status ?? page.signal})`);
   for (const file of SOURCES.flatMap((d) => walk(join(ROOT, d)))) {
     const to = join(OUT, relative(ROOT, file));
-    if (file.endsWith('.d.ts') || !file.endsWith('.ts')) {
+    if ((file.endsWith('.d.ts') || !file.endsWith('.ts')) && !file.endsWith('tsconfig.json')) {
       mkdirSync(dirname(to), { recursive: true });
       copyFileSync(file, to);
     }

@@ -104,6 +104,18 @@ try {
   await cluster.close();
 }
 `,
+  // The dashboard serves its page and bundle from the installed package.
+  'dashboard.mjs': `import { Cluster } from 'colony';
+const nats = process.env.CONSUMER_NATS_URL;
+const cluster = await Cluster.start({ workers: 0, dashboard: { port: 0 }, ...(nats ? { nats, name: process.env.CONSUMER_CLUSTER } : {}) });
+try {
+  const at = new URL(cluster.dashboardUrl);
+  const get = async (path) => { const u = new URL(path, at); u.search = at.search; const r = await fetch(u); return { status: r.status, bytes: (await r.text()).length }; };
+  console.log(JSON.stringify({ page: await get('/'), app: await get('/app.js'), css: await get('/app.css') }));
+} finally {
+  await cluster.close();
+}
+`,
   // A wrong argument type to remotecall: line 5, the 'two' argument.
   'wrong.ts': `import { Cluster, task } from 'colony';
 export const add = task(import.meta.url, function add(a: number, b: number) { return a + b; });
@@ -153,7 +165,7 @@ describe('the installed package', () => {
     const { stdout } = await promisify(execFile)('tar', ['tzf', tarball]);
     const files = stdout.trim().split('\n').map((f) => f.replace(/^package\//, ''));
     for (const f of ['package.json', 'README.md', 'docs/package.md', 'dist/runtime/index.js', 'dist/runtime/index.d.ts', 'dist/adapters/index.d.ts',
-      'dist/actors/index.d.ts', 'dist/runtime/cli/colony.mjs', 'dist/runtime/process/heartbeat-thread.mjs', 'dist/adapters/job-worker.mjs']) {
+      'dist/actors/index.d.ts', 'dist/runtime/cli/colony.mjs', 'dist/runtime/dashboard/page/index.html', 'dist/runtime/dashboard/bundle/app.js', 'dist/runtime/process/heartbeat-thread.mjs', 'dist/adapters/job-worker.mjs']) {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => /^test\/|\.test\.|^bench\/|^examples\//.test(f))).toEqual([]);
@@ -186,6 +198,16 @@ describe('the installed package', () => {
       expect(w.tsLoader).toBe(true);
     }
   }, 120_000);
+
+  it('the dashboard serves its page and its bundle from the installed package', async () => {
+    const r = await run(process.execPath, ['dashboard.mjs'], project);
+    expect(r.code, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, { status: number; bytes: number }>;
+    for (const k of ['page', 'app', 'css']) {
+      expect(got[k]!.status, k).toBe(200);
+      expect(got[k]!.bytes, k).toBeGreaterThan(100);
+    }
+  }, 60_000);
 
   it('inside the repository, with dist/ built (by the pack above), colony from the sources still resolves "colony" to the sources', async () => {
     const script = join(ROOT, 'test/fixtures/which-colony.mjs');
