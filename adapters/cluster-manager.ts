@@ -75,5 +75,11 @@ export interface ClusterManager {
   kill?(pid: number, config: WorkerConfig): Promise<void>;
 }
 
-/** The script that runs `colony <command>` (it registers the TypeScript loader first). */
+/**
+ * The script that runs `colony <command>`, of the copy of the runtime that runs here: the
+ * compiled one (dist/) or the sources, so a worker runs the same copy as its driver.
+ */
 export const COLONY_BIN = fileURLToPath(new URL('../runtime/cli/colony.mjs', import.meta.url));
+
+/** The package's root (the folder of package.json), whether the sources or dist/ run. */
+export const COLONY_ROOT = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '..' : '../..', import.meta.url));

@@ -15,13 +15,12 @@
  * await cluster.addprocs(ec2, { count: 4 });
  */
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
 import { InvalidArgumentError, LaunchError } from '../runtime/transport/errors.ts';
 import { AdapterManager } from './adapter-manager.ts';
 import type { AdapterManagerOptions, Launch, Unit } from './adapter-manager.ts';
 import { announceSubject } from './adapter-actor.ts';
-import { COLONY_BIN } from './cluster-manager.ts';
+import { COLONY_BIN, COLONY_ROOT } from './cluster-manager.ts';
 import { JOB_WORKER_BIN, shellQuote } from './shell-scheduler.ts';
 
 export interface EC2ManagerOptions extends AdapterManagerOptions {
@@ -54,9 +53,6 @@ export interface EC2ManagerOptions extends AdapterManagerOptions {
   idlePollMs?: number;
 }
 
-/** This Colony install's root directory. */
-/** The package's root: the folder of package.json, whatever runs (sources or dist/). */
-const COLONY_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const STATE_PENDING = new Set(['pending']);
 const STATE_RUNNING = new Set(['running']);

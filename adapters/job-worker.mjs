@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { connect } from '@nats-io/transport-node';
+import { loadCli } from '../runtime/cli/load-cli.mjs';
 
 const argv = process.argv.slice(2);
 const sep = argv.indexOf('--');
@@ -49,11 +50,7 @@ const nc = await connect({
 const hb = new Worker(new URL('../runtime/process/heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
 hb.unref();
 globalThis[Symbol.for('colony.heartbeatThread')] = hb;
-const loading = (async () => {
-  const { register } = await import('tsx/esm/api');
-  register();
-  return import('../runtime/cli/cli.ts');
-})();
+const loading = loadCli();
 loading.catch(() => undefined);
 
 const body = JSON.stringify({ token, host: hostname(), ospid: process.pid });

@@ -5,7 +5,7 @@
  *
  * At the end it removes the workers, prints one line per actor of the persisted event log, and
  * closes the cluster, leaving no process behind. Run it with `npm start`, or
- * `node --import tsx examples/demo.ts`.
+ * `node --conditions=colony-source --import tsx examples/demo.ts`.
  */
 import { Cluster, task } from 'colony';
 import type { Envelope, RemoteRef } from 'colony';

@@ -1,7 +1,7 @@
 /**
  * Conway's Life on a torus over a distributed array: the manual's `life_step`.
  *
- *   node --import tsx examples/life.ts [rows] [cols] [generations]
+ *   node --conditions=colony-source --import tsx examples/life.ts [rows] [cols] [generations]
  *
  * Every generation is a new DArray built by `cluster.darray.create(lifeChunk, dims, { args: [d] })`:
  * on each owner, the init task reads its chunk of the previous generation locally and the halo

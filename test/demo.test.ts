@@ -31,7 +31,9 @@ describe('skeleton', () => {
       name: string; bin: Record<string, string>; exports: Record<string, string>; scripts: Record<string, string>;
     };
     expect(pkg.name).toBe('colony');
-    expect(existsSync(`${ROOT}/${pkg.bin.colony}`)).toBe(true);
+    // The bin is the compiled copy of runtime/cli/colony.mjs (npm run build puts it in dist/).
+    expect(pkg.bin.colony).toBe('dist/runtime/cli/colony.mjs');
+    expect(existsSync(`${ROOT}/runtime/cli/colony.mjs`)).toBe(true);
     expect(pkg.exports['.']).toBeTruthy();
     expect(pkg.scripts.start).toBeTruthy();
     expect(pkg.scripts.test).toContain('vitest');
@@ -52,8 +54,9 @@ describe('demo', () => {
   it('npm start - runs the manual examples on an embedded NATS with 2 workers, prints the event summary and leaves no process behind', async () => {
     const dir = await tempDir('colony-demo-');
     try {
-      // What `npm start` runs, from a fresh directory so its .colony/ is its own.
-      const child = spawn(process.execPath, ['--import', TSX, `${ROOT}/examples/demo.ts`], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      // What `npm start` runs (the sources, by the colony-source condition), from a fresh
+      // directory so its .colony/ is its own.
+      const child = spawn(process.execPath, ['--conditions=colony-source', '--import', TSX, `${ROOT}/examples/demo.ts`], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout!.on('data', (d: Buffer) => (out += d));

@@ -22,7 +22,7 @@ interface DriverReport {
 
 /** Starts the fixture driver on `nats` and returns what it reported once its calls were made. */
 async function startDriver(nats: TestNats, name: string): Promise<{ child: ReturnType<typeof spawn>; report: DriverReport }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./fixtures/resume-driver.ts', import.meta.url).pathname, nats.url, name], {
+  const child = spawn(process.execPath, ['--conditions=colony-source', '--import', 'tsx', new URL('./fixtures/resume-driver.ts', import.meta.url).pathname, nats.url, name], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   cleanups.push(async () => { child.kill('SIGKILL'); });

@@ -21,7 +21,7 @@ interface DriverReport {
 
 /** Starts test/fixtures/driver.ts and resolves with what it prints once its cluster is up. */
 async function startDriver(args: string[]): Promise<{ child: ChildProcess; report: DriverReport }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--conditions=colony-source', '--import', 'tsx', DRIVER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`the driver exited (code ${code}) before printing its workers`)));

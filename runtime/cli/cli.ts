@@ -10,9 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { arrays } from '../arrays/index.ts';
-import { parallel } from '../parallel/index.ts';
-import { runWorker } from '../process/worker-main.ts';
+import { importModule } from '../process/import-module.ts';
+import { DEFAULT_GRACE_MS, startWorker } from '../process/register-worker.ts';
 
 /** The observer commands, loaded only when one runs: a worker starts faster without them. */
 const observe = () => import('./cli-observe.ts');
@@ -69,7 +68,7 @@ export async function main(argv: string[]): Promise<void> {
       case 'run': {
         if (!rest[0]) throw new UsageError('colony run needs a script');
         process.argv = [process.argv[0]!, resolve(rest[0]), ...rest.slice(1)];
-        await import(pathToFileURL(resolve(rest[0])).href);
+        await importModule(pathToFileURL(resolve(rest[0])).href);
         return;
       }
       case undefined:
@@ -108,12 +107,18 @@ async function worker(args: string[]): Promise<void> {
   let user = process.env.COLONY_NATS_USER;
   let password = process.env.COLONY_NATS_PASSWORD;
   if (values.creds) ({ user, password } = JSON.parse(await readFile(values.creds, 'utf8')) as { user: string; password: string });
-  await runWorker({
+  const opts = {
     url: values.nats,
     user,
     password,
     name: values.name!,
     token: values.token!,
     graceMs: values.grace ? Number(values.grace) : undefined,
-  }, [parallel, arrays]);
+  };
+  // Connect and register while the rest of the worker's code loads: neither needs it.
+  const started = startWorker(opts, opts.name, opts.token, opts.graceMs ?? DEFAULT_GRACE_MS);
+  const [{ runWorker }, { parallel }, { arrays }] = await Promise.all([
+    import('../process/worker-main.ts'), import('../parallel/index.ts'), import('../arrays/index.ts'),
+  ]);
+  await runWorker(opts, [parallel, arrays], started);
 }

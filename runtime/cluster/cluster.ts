@@ -42,6 +42,7 @@ import { RemoteRef } from '../process/remote-ref.ts';
 import { createSharedArray } from '../arrays/shared-array.ts';
 import type { SharedArrayOptions } from '../arrays/shared-array.ts';
 import { checkClusterName } from '../transport/subjects.ts';
+import { importModule } from '../process/import-module.ts';
 import { isTask } from '../process/task.ts';
 import type { Task } from '../process/task.ts';
 import { DEFAULT_GRACE_MS } from '../process/worker-main.ts';
@@ -405,7 +406,7 @@ export class Cluster {
   async everywhere(module: string | URL): Promise<void> {
     this.checkOpen();
     const url = module instanceof URL ? module.href : /^[a-z][a-z0-9+.-]*:/i.test(module) ? module : pathToFileURL(resolvePath(module)).href;
-    await import(url);
+    await importModule(url);
     if (!this.registry.modules.includes(url)) this.registry.modules.push(url);
     await Promise.all(this.registry.live().map((p) => this.registry.load(p, url)));
   }

@@ -56,7 +56,8 @@ export async function buildPage(): Promise<void> {
 /** Makes sure a current bundle is there: builds it when missing, or stale and esbuild is at hand. */
 export async function ensurePage(): Promise<void> {
   const built = bundleTime();
-  if (built && (!existsSync(PAGE_DIR) || built >= sourcesTime())) return;
+  // The compiled package (dist/) ships the bundle without the page's sources.
+  if (built && (!existsSync(PAGE_DIR) || !existsSync(MODEL) || built >= sourcesTime())) return;
   try {
     await buildPage();
   } catch (e) {

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -72,7 +72,8 @@ export interface Ec2JobOptions {
   client?: EC2Client;
 }
 
-const COLONY_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The package's root (the folder of package.json), whether the sources or dist/ run. */
+const COLONY_ROOT = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../..' : '../../..', import.meta.url));
 
 async function configFile(cfg: RunnerConfig): Promise<string> {
   const dir = join(tmpdir(), `colony-jobs-${process.getuid?.() ?? 'u'}`);
@@ -203,7 +204,7 @@ export async function startSshRunner(cfg: RunnerConfig, opts: SshJobOptions): Pr
 
 /** The user-data of a job's instance: the user's lines, the config file, then the runner. */
 export function ec2UserData(cfg: RunnerConfig, opts: Ec2JobOptions): string {
-  const runner = opts.colonyDir ? join(opts.colonyDir, 'runtime/jobs/job-runner.mjs') : RUNNER_BIN;
+  const runner = opts.colonyDir ? join(opts.colonyDir, relative(COLONY_ROOT, RUNNER_BIN)) : RUNNER_BIN;
   const json = JSON.stringify({ ...cfg, url: opts.natsUrl ?? cfg.url });
   return [
     '#!/bin/bash',

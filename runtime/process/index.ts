@@ -9,6 +9,7 @@ export { myid, setMyid } from './myid.ts';
 export { builtinTask, isTask, lookupTask, parseTaskKey, registerTasks, task } from './task.ts';
 export type { Task } from './task.ts';
 export { RemoteRef } from './remote-ref.ts';
+export { ensureTypeScriptLoader, importModule, isTypeScriptModule } from './import-module.ts';
 export { hostCapabilities } from './capability.ts';
 export type { Capability } from './capability.ts';
 export type { Calls, ClusterContext, Workers } from './context.ts';

@@ -3,17 +3,17 @@
  * modules the cluster loads everywhere, serves calls and values, and heartbeats from a thread of
  * its own. It exits when finalized, or after a grace period without a driver.
  */
-import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ActorHost } from '../log/actor-host.ts';
 import { decode, encode } from '../transport/codec.ts';
-import { connectNats } from '../transport/connection.ts';
 import type { NatsEndpoint } from '../transport/connection.ts';
 import { ProcessExitedError, toErrorData } from '../transport/errors.ts';
 import { Journal } from '../log/journal.ts';
 import { hostCapabilities } from './capability.ts';
+import { importModule } from './import-module.ts';
+import { DEFAULT_GRACE_MS, startWorker } from './register-worker.ts';
+import type { Registration, WorkerStart } from './register-worker.ts';
 import type { Capability } from './capability.ts';
 import { setMyid } from './myid.ts';
 import { ProcessNode } from './process-node.ts';
@@ -28,53 +28,22 @@ export interface WorkerOptions extends NatsEndpoint {
   graceMs?: number;
 }
 
-/** What the driver answers to a registration. */
-export interface Registration {
-  pid: number;
-  modules: string[];
-  hbMs: number;
-  graceMs: number;
-  /** The cluster's KV snapshot cadence, so every writer follows it. */
-  snapshotEvery?: Partial<Record<string, number>>;
-  /** The cluster's election window for appends (ClusterOptions.electionWindowMs). */
-  electionWindowMs?: number;
-}
+export type { Registration } from './register-worker.ts';
+export { DEFAULT_GRACE_MS } from './register-worker.ts';
 
-export const DEFAULT_GRACE_MS = 30_000;
 
-/** Where runtime/colony.mjs leaves the heartbeat thread it started early (a global symbol). */
-const HEARTBEAT_THREAD = Symbol.for('colony.heartbeatThread');
 
-async function register(nc: NatsConnection, name: string, token: string, graceMs: number): Promise<Registration> {
-  const s = subjects(name);
-  const deadline = Date.now() + graceMs;
-  const body = encode({ token, host: hostname(), ospid: process.pid });
-  for (;;) {
-    try {
-      const m = await nc.request(s.register, body, { timeout: 2000 });
-      const r = decode<Registration & { err?: { message: string } }>(m.data);
-      if (r.err) throw new Error(`the driver refused the registration: ${r.err.message}`);
-      return r;
-    } catch (e) {
-      if (/refused/.test((e as Error).message) || Date.now() > deadline) throw e;
-      // No driver yet (or it is restarting): try again until the grace period is over.
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
-
-/** Runs a worker that hosts `capabilities` (their tasks, their per-process state). */
-export async function runWorker(opts: WorkerOptions, capabilities: readonly Capability[] = []): Promise<void> {
+/**
+ * Runs a worker that hosts `capabilities` (their tasks, their per-process state). `started` is
+ * the connection and registration begun while this code loaded (`startWorker`); by default they
+ * begin here.
+ */
+export async function runWorker(opts: WorkerOptions, capabilities: readonly Capability[] = [], started?: WorkerStart): Promise<void> {
   const name = checkClusterName(opts.name);
   const s = subjects(name);
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-  // The heartbeat thread boots (imports, its own connection) while this one loads and registers:
-  // `colony worker` started it before loading the runtime (runtime/colony.mjs).
-  const early = (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
-  delete (globalThis as { [HEARTBEAT_THREAD]?: Worker })[HEARTBEAT_THREAD];
-  const hb = early ?? new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { execArgv: [] });
-  hb.unref();
-  hb.postMessage({ type: 'connect', url: opts.url, user: opts.user, password: opts.password, name });
+  const start = started ?? startWorker(opts, name, opts.token, graceMs);
+  const hb = start.heartbeat;
   const hbUp = new Promise<void>((resolve, reject) => {
     hb.on('message', (m: { type: string }) => { if (m.type === 'up') resolve(); });
     hb.once('error', reject);
@@ -83,9 +52,11 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
   let nc: NatsConnection;
   let reg: Registration;
   try {
-    nc = await connectNats(opts, `colony-worker-${name}`);
-    reg = await register(nc, name, opts.token, graceMs);
+    nc = await start.nc;
+    reg = await start.registration;
   } catch (e) {
+    // A connection made for a registration that failed is not used.
+    void start.nc.then((c) => c.close(), () => undefined);
     await hb.terminate();
     throw e;
   }
@@ -101,7 +72,7 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
   const loadErrors: { url: string; error: string }[] = [];
   for (const url of reg.modules) {
     try {
-      await import(url);
+      await importModule(url);
     } catch (e) {
       loadErrors.push({ url, error: (e as Error).message });
     }
@@ -171,7 +142,7 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
           await exit(0, '');
         } else if (req.op === 'load') {
           try {
-            await import(req.url!);
+            await importModule(req.url!);
             if (msg.reply) msg.respond(encode({ done: true }));
           } catch (e) {
             if (msg.reply) msg.respond(encode({ err: toErrorData(e, pid) }));
