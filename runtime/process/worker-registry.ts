@@ -187,6 +187,13 @@ export class WorkerRegistry {
     return best?.pid;
   }
 
+  /** Workers with calls of this driver in flight (the pool counts them busy). */
+  busy(): number[] {
+    const out: number[] = [];
+    for (const e of this.entries.values()) if (!e.ended && e.inflight > 0) out.push(e.pid);
+    return out.sort((a, b) => a - b);
+  }
+
   /** Counts a call sent to `pid` until `done` resolves. */
   track<T>(pid: number, done: Promise<T>): Promise<T> {
     const e = this.entries.get(pid);
