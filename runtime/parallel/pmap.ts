@@ -420,7 +420,8 @@ class MapRun<T, R> {
         this.lastLost = e as Error;
       }
     }));
-    if (!this.feeders.some((fd) => fd.alive)) throw this.allLost();
+    // With a pool, the map may start with no worker: pool workers get the shared value as they join.
+    if (!this.feeders.some((fd) => fd.alive) && !this.o.pooled) throw this.allLost();
   }
 
   /**

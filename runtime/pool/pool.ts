@@ -27,7 +27,7 @@ export type PoolHost = Pick<ClusterContext, 'name' | 'nc' | 'journal' | 'node' |
 export interface PoolOptions {
   /** The pool's id, one subject token. @default `<manager>-<8 hex digits>` */
   id?: string;
-  /** How often the pool looks at demand and decides. @default 200 */
+  /** How often the pool looks at demand and decides. @default spawnIntervalMs / 2, between 20 and 200 */
   tickMs?: number;
   /** Close the manager when the pool closes (a manager the pool made from the site file). */
   ownsManager?: boolean;
@@ -106,7 +106,8 @@ export class Pool {
     const adapter = (manager as { id?: unknown }).id;
     actor.send(poolEvents.started(Date.now(), { manager: manager.name, adapter: typeof adapter === 'string' ? adapter : null, policy: p }));
     await actor.durable();
-    const pool = new Pool(host, manager, actor, { tickMs: 200, ...opts });
+    // Ticks often enough that a short spawnIntervalMs is kept to, at most 5 a second.
+    const pool = new Pool(host, manager, actor, { tickMs: Math.min(200, Math.max(20, p.spawnIntervalMs / 2)), ...opts });
     pool.listen();
     pool.tick();
     return pool;
