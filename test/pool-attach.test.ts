@@ -5,6 +5,8 @@
  *   attaches with Cluster.connect and runs a pmap makes it grow; `colony pool status|pause|resume`,
  *   `colony status` and `colony replay pool/<id> --verify` act on it.
  * - a hand-started `colony worker` takes the pool's work at once and is never retired by it.
+ * - preduce with a pool and no worker waits for the pool, and workers that join take the
+ *   unstarted slices.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -15,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COLONY_BIN } from '../adapters/cluster-manager.ts';
 import { LocalManager } from '../adapters/local-manager.ts';
 import { Cluster } from '../runtime/index.ts';
-import { nap } from './fixtures/pool-tasks.ts';
+import { nap, slowValue } from './fixtures/pool-tasks.ts';
 import { startCluster, tempDir } from './helpers/cluster.ts';
 import { startNats, uniqueName } from './helpers/nats.ts';
 import type { TestNats } from './helpers/nats.ts';
@@ -140,6 +142,26 @@ describe('pools across processes', () => {
     } finally {
       await tc.close();
       hand?.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('preduce with a pool and no worker waits for pool workers, and a worker that joins takes unstarted slices', async () => {
+    const tc = await startCluster({ workers: 0, nats: nats.url, name: uniqueName('red') });
+    try {
+      const { cluster } = tc;
+      await cluster.everywhere(POOL_TASKS);
+      const pool = await cluster.pool(new LocalManager({ output: 'ignore' }), { min: 0, max: 2, spawnIntervalMs: 200, maxQueued: 1, idleMs: 60_000 });
+      // 300 iterations of 20 ms: 6 s of work in 8 slices; the second worker joins while it runs.
+      const sum = await cluster.preduce('+', slowValue, 300);
+      expect(sum).toBe((299 * 300) / 2);
+      await cluster.flush();
+      const evs = await cluster.events.history(`pool.${pool.id}`);
+      expect(evs.filter((e) => e.type === 'pool.worker.joined')).toHaveLength(2);
+      const busyBoth = evs.some((e) => e.type === 'pool.demand' && (e.data as { busy: number[] }).busy.length === 2);
+      expect(busyBoth).toBe(true);
+      await pool.close();
+    } finally {
+      await tc.close();
     }
   }, 90_000);
 });
