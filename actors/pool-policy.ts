@@ -4,7 +4,8 @@
  * `decide(inputs, policy)` is the SWAMP rule with the guards a batch queue needs: spawn when the
  * ready work outnumbers the idle workers plus the workers already on their way (queued), unless
  * the pool is at `max`, has `maxQueued` jobs waiting, spawned less than `spawnIntervalMs` ago or
- * is paused; retire idle workers beyond the ready work once idle for `idleMs`, down to `min`.
+ * is paused; retire idle workers beyond the ready work once idle for `idleMs`, down to `min`;
+ * cancel queued workers when no work waits for them.
  * Every input is in the pool's events (see actors/pool.ts `poolInputs`), so a replay of the log
  * reaches the same decisions, and another policy can be run over the same recorded demand.
  */
@@ -115,7 +116,7 @@ export interface PoolInputs {
 
 export interface PoolDecision {
   action: 'spawn' | 'retire' | 'hold';
-  /** Workers to submit (spawn). */
+  /** Workers to submit (spawn), or queued workers to cancel (retire without pids). */
   count?: number;
   /** Workers to retire. */
   pids?: number[];
@@ -153,6 +154,11 @@ export function decide(i: PoolInputs, p: PoolPolicy): PoolDecision {
       const pids = long.slice(0, n).map((w) => w.pid).sort((a, b) => a - b);
       return { action: 'retire', pids, reason: `${head}; ${plural(n, 'worker')} (${pids.join(', ')}) idle >= idleMs ${p.idleMs}: retire` };
     }
+  }
+  // Jobs still queued when no work waits for them: cancel them (down to min), newest first.
+  if (i.ready === 0 && i.queued > 0 && cap > p.min) {
+    const n = Math.min(i.queued, cap - p.min);
+    return { action: 'retire', count: n, reason: `${head}; no ready work for ${plural(n, 'queued worker')}: cancel ${n}` };
   }
   // The SWAMP rule: more ready work than free workers (the queued ones count as on their way).
   if (i.ready > i.idle + i.queued) {

@@ -52,7 +52,7 @@ async function poolRamp(emit: Emit): Promise<void> {
     const end = Date.now();
     if (out.length !== ITEMS || out.some((r, i) => r.item !== i)) throw new Error('pmap returned wrong results');
     const t = Date.now();
-    while (pool.status().workers.length > 0 && Date.now() - t < 30_000) await new Promise((r) => setTimeout(r, 100));
+    while (pool.status().workers > 0 && Date.now() - t < 30_000) await new Promise((r) => setTimeout(r, 100));
     await pool.close();
     await cluster.flush();
     const evs = await cluster.events.history(`pool.${pool.id}`);

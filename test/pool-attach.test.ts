@@ -132,7 +132,7 @@ describe('pools across processes', () => {
       const by = new Set(out.map((r) => r.pid));
       expect(by.has(handPid!)).toBe(true);
       // The pool's own workers retire once idle; the hand-started one stays.
-      await waitFor(() => pool.status().workers.length === 0, { timeoutMs: 30_000, message: 'the pool to retire its workers' });
+      await waitFor(() => pool.status().workers === 0, { timeoutMs: 30_000, message: 'the pool to retire its workers' });
       await cluster.flush();
       const evs = await cluster.events.history(`pool.${pool.id}`);
       expect(evs.filter((e) => e.type === 'pool.worker.retired').map((e) => (e.data as { pid: number }).pid)).not.toContain(handPid);

@@ -54,6 +54,15 @@ describe('decide() - the SWAMP rule', () => {
     expect(decide(inputs({ ready: 2, idle: 3, running: 3, idlePool }), policy)).toMatchObject({ action: 'retire', pids: [4] });
   });
 
+  it('cancels queued workers when no work waits for them, down to min', () => {
+    expect(decide(inputs({ queued: 2, running: 1 }), policy)).toEqual({
+      action: 'retire', count: 2, reason: '0 items ready, 0 idle, 2 queued, 1 running; no ready work for 2 queued workers: cancel 2',
+    });
+    expect(decide(inputs({ queued: 2, running: 1 }), { ...policy, min: 2 })).toMatchObject({ action: 'retire', count: 1 });
+    expect(decide(inputs({ queued: 1 }), { ...policy, min: 1 }).action).toBe('hold');
+    expect(decide(inputs({ ready: 1, queued: 1 }), policy).action).toBe('hold');
+  });
+
   it('a paused pool does not spawn, and says so', () => {
     expect(decide(inputs({ ready: 5, paused: 'maintenance' }), policy).reason).toMatch(/paused \(maintenance\): hold$/);
   });

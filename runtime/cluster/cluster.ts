@@ -381,7 +381,10 @@ export class Cluster {
     await allReady;
     this.launches.delete(ac);
     for (const t of timers) clearTimeout(t);
-    for (const t of tokens) this.registry.unexpect(t);
+    for (const t of tokens) {
+      if (failed) this.registry.abandon(t);
+      else this.registry.unexpect(t);
+    }
     if (failed) {
       await Promise.all(pids.map((p) => this.registry.remove(p).catch(() => undefined)));
       throw failed;

@@ -38,8 +38,11 @@ export interface PoolStatus {
   id: string;
   state: string;
   manager: string;
-  /** Pool workers (draining ones included). */
-  workers: number[];
+  /** How many pool workers there are (draining ones included). */
+  workers: number;
+  /** Their pids. */
+  pids: number[];
+  /** The pids of those that drain. */
   draining: number[];
   queued: number;
   ready: number;
@@ -131,7 +134,8 @@ export class Pool {
     const i = poolInputs(c, Date.now());
     return {
       id: this.id, state: this.state, manager: c.manager,
-      workers: Object.keys(c.workers).map(Number).sort((a, b) => a - b),
+      workers: i.running,
+      pids: Object.keys(c.workers).map(Number).sort((a, b) => a - b),
       draining: Object.values(c.workers).filter((w) => w.draining).map((w) => w.pid),
       queued: i.queued, ready: i.ready, idle: i.idle, failures: c.failures,
       reason: c.paused?.reason ?? c.lastDecision?.reason ?? null,
@@ -270,9 +274,23 @@ export class Pool {
       this.record(poolEvents.decided(now, { ...d, ready: i.ready, idle: i.idle, queued: i.queued, running: i.running }));
     }
     if (d.action === 'spawn' && this.state === 'running') this.spawn(now, d.count ?? 1);
-    else if (d.action === 'retire') {
-      for (const pid of d.pids ?? []) this.record(poolEvents.workerDraining(now, { pid, reason: 'idle' }));
+    else if (d.action === 'retire' && d.pids) {
+      for (const pid of d.pids) this.record(poolEvents.workerDraining(now, { pid, reason: 'idle' }));
       this.publishInfo(true);
+    } else if (d.action === 'retire') this.cancelQueued(now, d.count ?? 0);
+  }
+
+  /** Cancels the newest queued launches, `count` workers' worth: their jobs leave the queue. */
+  private cancelQueued(now: number, count: number): void {
+    const pending = Object.entries(this.ctx.pending).sort((a, b) => b[1].at - a[1].at);
+    for (const [launch, { count: n }] of pending) {
+      if (count <= 0) break;
+      const ac = this.launches.get(launch);
+      if (!ac) continue;
+      this.record(poolEvents.launchCancelled(now, { launch, reason: 'shrink: no ready work' }));
+      this.launches.delete(launch);
+      ac.abort();
+      count -= n;
     }
   }
 

@@ -163,6 +163,19 @@ export class WorkerRegistry {
     this.expected.delete(token);
   }
 
+  /** Launch tokens given up on: a worker that still registers with one is removed at once. */
+  private readonly abandoned = new Set<string>();
+
+  /**
+   * Gives up on a launch (it failed or was cancelled): a job that started anyway must not stay
+   * as a worker nobody asked for, so a late registration with `token` is removed when ready.
+   */
+  abandon(token: string): void {
+    this.expected.delete(token);
+    this.abandoned.add(token);
+    if (this.abandoned.size > 10_000) this.abandoned.delete(this.abandoned.values().next().value!);
+  }
+
   /** Live, ready workers, in pid order. */
   live(): number[] {
     return [...this.entries.values()].filter((e) => !e.ended && !e.stopping && e.heard !== false && (e.followed || e.actor.state === 'ready')).map((e) => e.pid).sort((a, b) => a - b);
@@ -251,6 +264,11 @@ export class WorkerRegistry {
     }
     const e = this.entries.get(req.pid);
     if (!e || e.ended || e.followed) return;
+    if (this.abandoned.has(e.config.launchToken)) {
+      msg.respond(encode({ done: true }));
+      await this.remove(e.pid).catch(() => undefined);
+      return;
+    }
     for (const le of req.loadErrors ?? []) console.error(`colony: worker ${req.pid} could not load ${le.url}: ${le.error}`);
     // Modules loaded everywhere while this worker was starting up did not reach it: load them now.
     for (const url of this.modules.filter((m) => !(req.loaded ?? []).includes(m))) {
@@ -276,6 +294,11 @@ export class WorkerRegistry {
     const actor = await this.host.restore('worker', String(pid), { verify: false });
     if (actor.done || this.entries.has(pid)) return;
     const c = actor.context as { host: string; ospid: number; launchToken: string };
+    // The driver that gave up on this launch removes it (it is the registering one or follows).
+    if (this.abandoned.has(c.launchToken)) {
+      this.nc.publish(this.s.ctl(pid), encode({ op: 'exit' }));
+      return;
+    }
     const exp = this.expected.get(c.launchToken);
     let markExited!: () => void;
     const exited = new Promise<void>((r) => (markExited = r));

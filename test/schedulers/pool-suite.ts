@@ -18,7 +18,7 @@ import type { Envelope } from '../../actors/index.ts';
 import type { ShellScheduler, ShellSchedulerOptions } from '../../adapters/shell-scheduler.ts';
 import { replayActor } from '../../runtime/log/replay.ts';
 import type { Cluster } from '../../runtime/index.ts';
-import { nap } from '../fixtures/pool-tasks.ts';
+import { nap, occupy } from '../fixtures/pool-tasks.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -95,14 +95,15 @@ export function describePoolScheduler(s: PoolSchedulerSpec): void {
       let most = 0;
       const sampler = setInterval(() => {
         const st = pool.status();
-        most = Math.max(most, st.workers.length + st.queued);
+        most = Math.max(most, st.workers + st.queued);
       }, 20);
       try {
-        const out = await cluster.pmap(nap, range(30));
+        // Items that take their worker's whole time (one at a time per worker), 300 ms each.
+        const out = await cluster.pmap(occupy, range(30), { shared: 300 });
         expect(out.map((r) => r.item)).toEqual(range(30));
         // Every item ran on a pool worker, never on the driver.
         expect(out.every((r) => r.pid >= 2)).toBe(true);
-        await waitFor(() => pool.status().workers.length === 0, { timeoutMs: 60_000, message: 'the pool to retire its idle workers' });
+        await waitFor(() => pool.status().workers === 0 && pool.status().queued === 0, { timeoutMs: 60_000, message: 'the pool to retire its idle workers' });
       } finally {
         clearInterval(sampler);
       }
@@ -110,11 +111,16 @@ export function describePoolScheduler(s: PoolSchedulerSpec): void {
       const { pool: evs, adapter } = await logOf(cluster, pool.id, m.id);
       const spawned = evs.filter((e) => e.type === 'pool.spawned');
       expect(spawned.length).toBeGreaterThanOrEqual(2);
+      // No worker ran anything but the pool's: the cluster had none before.
       expect(spawned.length).toBeLessThanOrEqual(3);
       for (let i = 1; i < spawned.length; i++) expect(spawned[i]!.at - spawned[i - 1]!.at).toBeGreaterThanOrEqual(policy.spawnIntervalMs);
       expect(maxWaiting(adapter)).toBeLessThanOrEqual(policy.maxQueued);
+      // Every spawn joined, or was still queued when the work ran out and was cancelled then.
       const joined = evs.filter((e) => e.type === 'pool.worker.joined').length;
-      expect(joined).toBe(spawned.length);
+      const cancelled = evs.filter((e) => e.type === 'pool.launch.cancelled');
+      expect(joined + cancelled.length).toBe(spawned.length);
+      for (const c of cancelled) expect((c.data as { reason: string }).reason).toMatch(/shrink: no ready work/);
+      expect(joined).toBeGreaterThanOrEqual(1);
       const retired = evs.filter((e) => e.type === 'pool.worker.retired').map((e) => (e.data as { reason: string }).reason);
       expect(retired).toEqual(Array(joined).fill('idle'));
       const decided = evs.filter((e) => e.type === 'pool.decided').map((e) => e.data as { action: string; reason: string });
@@ -129,6 +135,8 @@ export function describePoolScheduler(s: PoolSchedulerSpec): void {
       expect(r.state).toBe('closed');
       expect(r.events).toBe(all.length);
       await m.close();
+      // Nothing is left behind: no worker the pool did not retire (a cancelled job that started anyway is removed).
+      await waitFor(() => cluster.registry.live().length === 0, { timeoutMs: 30_000, message: 'no worker left after close' });
     }, 120_000);
 
     it('storm: with every job held, a pool with demand submits maxQueued jobs and no more, and its last decision says why', async () => {
@@ -198,12 +206,13 @@ export function describePoolScheduler(s: PoolSchedulerSpec): void {
     it('walltime: a worker near its walltime drains and is replaced while work remains; no item is lost or run twice', async () => {
       const { cluster } = tc;
       const m = s.make({ ...s.shortWalltime(60), jobDir: jobDir() });
-      // Drains 2.5 s after it joins (walltimeMs - drainMarginMs), well before the scheduler's 60 s.
-      const pool = await cluster.pool(m, { min: 0, max: 2, spawnIntervalMs: 500, maxQueued: 1, idleMs: 1000, walltimeMs: 6000, drainMarginMs: 3500 });
+      // One worker at a time; each drains 4 s after it joins (walltimeMs - drainMarginMs), well
+      // before the scheduler's 60 s, after some 13 items of 300 ms: the rest needs a replacement.
+      const pool = await cluster.pool(m, { min: 0, max: 1, spawnIntervalMs: 500, maxQueued: 1, idleMs: 1000, walltimeMs: 8000, drainMarginMs: 4000 });
       try {
-        const out = await cluster.pmap(nap, range(40), { id: `wt-${pool.id}` });
-        expect(out.map((r) => r.item)).toEqual(range(40));
-        await waitFor(() => pool.status().workers.length === 0, { timeoutMs: 60_000, message: 'the pool to retire its workers' });
+        const out = await cluster.pmap(occupy, range(24), { id: `wt-${pool.id}`, shared: 300 });
+        expect(out.map((r) => r.item)).toEqual(range(24));
+        await waitFor(() => pool.status().workers === 0, { timeoutMs: 60_000, message: 'the pool to retire its workers' });
         const { pool: evs, adapter } = await logOf(cluster, pool.id, m.id);
         const drains = evs.filter((e) => e.type === 'pool.worker.draining' && (e.data as { reason: string }).reason === 'walltime');
         expect(drains.length).toBeGreaterThanOrEqual(1);
@@ -215,7 +224,7 @@ export function describePoolScheduler(s: PoolSchedulerSpec): void {
         // Nothing lost, nothing run twice: the map retried no item and finished all 40.
         const mapEvs = await cluster.events.history(`map.wt-${pool.id}`);
         expect(mapEvs.filter((e) => e.type === 'map.item.retried')).toHaveLength(0);
-        expect((mapEvs.at(-1)!.data as { done: number }).done).toBe(40);
+        expect((mapEvs.at(-1)!.data as { done: number }).done).toBe(24);
         const pids = new Set(out.map((r) => r.pid));
         expect(pids.size).toBeGreaterThanOrEqual(2);
         await gone(jobIds(adapter));
@@ -223,6 +232,7 @@ export function describePoolScheduler(s: PoolSchedulerSpec): void {
         await pool.close();
         await m.close();
       }
+      await waitFor(() => cluster.registry.live().length === 0, { timeoutMs: 30_000, message: 'no worker left after close' });
     }, 120_000);
   });
 }
