@@ -17,6 +17,10 @@ export { JOB_CLASSES, JOB_FINAL_STATES, jobEvents, jobMachine, retriesLeft } fro
 export type { JobClass, JobContext, JobEvent, JobSpec } from './job.ts';
 export { countJob, emptyCounts, grantable } from './job-grants.ts';
 export type { GrantCandidate, JobLimits, RunningCounts } from './job-grants.ts';
+export { poolMachine, poolEvents, poolInputs, poolDecision, walltimeDue, drained, liveWorkers } from './pool.ts';
+export type { PoolContext, PoolEvent, PoolWorker, RetireReason } from './pool.ts';
+export { DEFAULT_POLICY, DRAIN_SETTLE_MS, PolicyError, checkPolicy, decide, sameDecision } from './pool-policy.ts';
+export type { FieldWhere, PoolDecision, PoolInputs, PoolPolicy } from './pool-policy.ts';
 export { machines, machineFor, registerMachine } from './machines.ts';
 export { fold, foldStep, initialSnapshot, persistable, restoreSnapshot } from './fold.ts';
 export type { FoldMismatch, FoldResult, StepResult } from './fold.ts';

@@ -6,6 +6,7 @@ import { chunkMachine } from './chunk.ts';
 import { darrayMachine } from './darray.ts';
 import { jobMachine } from './job.ts';
 import { mapMachine } from './map.ts';
+import { poolMachine } from './pool.ts';
 import { refMachine } from './remote-ref.ts';
 import { workerMachine } from './worker.ts';
 
@@ -17,6 +18,7 @@ export const machines: Partial<Record<ActorKind, AnyStateMachine>> = {
   map: mapMachine,
   adapter: adapterMachine,
   job: jobMachine,
+  pool: poolMachine,
 };
 
 /** Registers the machine of a kind added by a later module (map, job, pool...). */

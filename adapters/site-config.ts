@@ -15,6 +15,10 @@
  *   slurm: { partition: batch, time: "04:00:00", coresPerNode: 8 }
  *   ssh: { machines: [node1, "alice@node2:2222"], sshflags: [-i, /etc/colony/id_ed25519] }
  *   ec2: { region: eu-west-1, imageId: ami-0abc, instanceType: c7g.large }
+ *
+ * pools:                       # elastic pools: `colony up --pool sge`, `cluster.pool('sge')`
+ *   sge: { manager: sge, min: 0, max: 16, spawnIntervalMs: 30000, maxQueued: 2, idleMs: 300000 }
+ *   short: { manager: slurm, max: 4, options: { time: "00:30:00" } }   # options: the manager's, over managers.slurm
  * ```
  *
  * The file is found at `$COLONY_CONFIG`, else `./colony.yaml`, else `~/.config/colony/colony.yaml`.
@@ -31,6 +35,8 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { ColonyError, InvalidArgumentError } from '../runtime/transport/errors.ts';
 import type { ClusterManager } from './cluster-manager.ts';
+import { PolicyError, checkPolicy } from '../actors/pool-policy.ts';
+import type { PoolPolicy } from '../actors/pool-policy.ts';
 
 /** The YAML parser, loaded on first use: every program that imports 'colony' would pay ~40 ms for it. */
 let yamlModule: typeof import('yaml') | null = null;
@@ -46,6 +52,15 @@ export interface SiteConfig {
   default: string | null;
   /** Options per manager name. */
   managers: Record<string, Record<string, unknown>>;
+  /** Elastic pools by name: a manager, its options over `managers.<manager>`, and a checked policy. */
+  pools: Record<string, SitePool>;
+}
+
+export interface SitePool {
+  manager: string;
+  options: Record<string, unknown>;
+  /** The policy fields the file sets (checked; defaults are filled in when the pool starts). */
+  policy: Partial<PoolPolicy>;
 }
 
 /** Options every manager entry may carry besides its constructor's. */
@@ -81,7 +96,7 @@ export function siteConfigPaths(cwd = process.cwd()): string[] {
 /** Reads the site file (`path`, or the first that exists); no file gives an empty config. */
 export async function loadSiteConfig(path?: string): Promise<SiteConfig> {
   const file = path ? resolve(path) : siteConfigPaths().find((p) => existsSync(p));
-  if (!file) return { source: null, default: null, managers: {} };
+  if (!file) return { source: null, default: null, managers: {}, pools: {} };
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -100,11 +115,11 @@ export function parseSiteConfig(text: string, source = 'colony.yaml'): SiteConfi
     const line = e instanceof yaml().YAMLParseError && e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';
     throw new SiteConfigError(`${source}: malformed YAML${line}: ${(e as Error).message.split('\n')[0]}`, { cause: e });
   }
-  if (doc === null || doc === undefined) return { source, default: null, managers: {} };
-  if (!isRecord(doc)) throw new SiteConfigError(`${source}: expected a mapping with 'managers' (and 'default'), got ${typeof doc}`);
+  if (doc === null || doc === undefined) return { source, default: null, managers: {}, pools: {} };
+  if (!isRecord(doc)) throw new SiteConfigError(`${source}: expected a mapping with 'managers' (and 'default', 'jobs', 'pools'), got ${typeof doc}`);
   for (const k of Object.keys(doc)) {
     // `jobs:` belongs to the job manager (runtime/jobs/jobs-config.ts), which checks it.
-    if (k !== 'managers' && k !== 'default' && k !== 'jobs') throw new SiteConfigError(`${source}: unknown key '${k}' (expected 'managers', 'default' and 'jobs')`);
+    if (k !== 'managers' && k !== 'default' && k !== 'jobs' && k !== 'pools') throw new SiteConfigError(`${source}: unknown key '${k}' (expected 'managers', 'default', 'jobs' and 'pools')`);
   }
   const managers: Record<string, Record<string, unknown>> = {};
   const raw = doc.managers ?? {};
@@ -133,7 +148,47 @@ export function parseSiteConfig(text: string, source = 'colony.yaml'): SiteConfi
     if (typeof doc.default !== 'string') throw new SiteConfigError(`${source}: 'default' must be a manager name`);
     def = managerName(doc.default);
   }
-  return { source, default: def, managers };
+  return { source, default: def, managers, pools: parsePools(text, source, doc.pools) };
+}
+
+/** The `pools:` section: each names a manager and a policy; a bad field is refused with its line. */
+function parsePools(text: string, source: string, raw: unknown): Record<string, SitePool> {
+  if (raw === undefined || raw === null) return {};
+  if (!isRecord(raw)) throw new SiteConfigError(`${source}: 'pools' must be a mapping of pool name to manager and policy`);
+  const lines = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter: lines });
+  const lineOf = (...path: string[]): string => {
+    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    const off = node?.range?.[0] ?? (doc.getIn(path.slice(0, -1), true) as { range?: [number] } | undefined)?.range?.[0];
+    return off === undefined ? '' : ` (${source} line ${lines.linePos(off).line})`;
+  };
+  const pools: Record<string, SitePool> = {};
+  for (const [name, entry] of Object.entries(raw)) {
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new SiteConfigError(`${source}: pools.${name}: a pool name must match /^[A-Za-z0-9_-]+$/${lineOf('pools', name)}`);
+    if (!isRecord(entry)) throw new SiteConfigError(`${source}: pools.${name} must be a mapping with 'manager' and policy fields${lineOf('pools', name)}`);
+    const { manager, options, ...policy } = entry;
+    if (typeof manager !== 'string') throw new SiteConfigError(`${source}: pools.${name}.manager: required, the name of a manager${lineOf('pools', name)}`);
+    let m: string;
+    try {
+      m = managerName(manager);
+    } catch (e) {
+      throw new SiteConfigError(`${source}: pools.${name}.manager: ${(e as Error).message.replace(/^manager: /, '')}${lineOf('pools', name, 'manager')}`);
+    }
+    if (options !== undefined && !isRecord(options)) throw new SiteConfigError(`${source}: pools.${name}.options must be a mapping of ${m} options${lineOf('pools', name, 'options')}`);
+    for (const k of Object.keys(options ?? {})) {
+      if (!COMMON.includes(k) && !MANAGER_OPTIONS[m]!.includes(k)) {
+        throw new SiteConfigError(`${source}: pools.${name}.options.${k}: unknown option; ${m} takes ${[...MANAGER_OPTIONS[m]!, ...COMMON].join(', ')}${lineOf('pools', name, 'options', k)}`);
+      }
+    }
+    try {
+      checkPolicy(policy, (field) => lineOf('pools', name, field));
+    } catch (e) {
+      if (e instanceof PolicyError) throw new SiteConfigError(`${source}: pools.${name}.${e.field}: ${e.detail}`);
+      throw e;
+    }
+    pools[name] = { manager: m, options: { ...(options ?? {}) }, policy: { ...policy } as Partial<PoolPolicy> };
+  }
+  return pools;
 }
 
 /** Workers `colony up` starts for `name` when no count is given. */

@@ -54,7 +54,7 @@ describe('site config (colony.yaml)', () => {
     expect(() => parseSiteConfig('managers:\n  pbs: {}\n', 'c.yaml')).toThrow(/c\.yaml: managers\.pbs: unknown manager 'pbs'/);
     expect(() => parseSiteConfig('managers:\n  sge: { count: 0 }\n', 'd.yaml')).toThrow(/managers\.sge\.count must be a whole number >= 1/);
     expect(() => parseSiteConfig('queue: all.q\n', 'e.yaml')).toThrow(/e\.yaml: unknown key 'queue'/);
-    expect(parseSiteConfig('', 'empty.yaml')).toEqual({ source: 'empty.yaml', default: null, managers: {} });
+    expect(parseSiteConfig('', 'empty.yaml')).toEqual({ source: 'empty.yaml', default: null, managers: {}, pools: {} });
   });
 });
 

@@ -3,7 +3,7 @@
  * They need only NATS credentials; none of them changes the cluster.
  */
 import { parseArgs } from 'node:util';
-import type { ActorKind, Envelope } from '../../actors/index.ts';
+import type { ActorKind, Envelope, PoolContext } from '../../actors/index.ts';
 import { decode } from '../transport/codec.ts';
 import { checkEventFilter } from '../transport/subjects.ts';
 import { TARGET_OPTIONS, openTarget } from './cli-target.ts';
@@ -131,6 +131,7 @@ export async function statusCommand(args: string[]): Promise<void> {
     const keys = await t.journal.stateKeys();
     const counts = new Map<string, Map<string, number>>();
     const workers: { pid: number; host: string; state: string }[] = [];
+    const poolRows: string[] = [];
     for (const k of keys) {
       const [kind] = k.split('.');
       const snap = await t.journal.snapshot(kind as ActorKind, k.slice(kind!.length + 1));
@@ -139,6 +140,8 @@ export async function statusCommand(args: string[]): Promise<void> {
       if (kind === 'worker') {
         const c = snap.context as { pid: number; host: string };
         workers.push({ pid: c.pid, host: c.host, state });
+      } else if (kind === 'pool') {
+        poolRows.push((await import('./cli-pool.ts')).poolLine(k.slice(5), state, snap.context as PoolContext));
       } else {
         let m = counts.get(kind!);
         if (!m) counts.set(kind!, (m = new Map()));
@@ -156,6 +159,7 @@ export async function statusCommand(args: string[]): Promise<void> {
     }
     rows.push(`refs on live workers: ${Object.entries(refTotals).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`);
     for (const [kind, m] of counts) rows.push(`${kind}s: ${[...m].map(([s, n]) => `${s} ${n}`).join(', ')}`);
+    rows.push(...poolRows);
     return rows.join('\n');
   };
   try {

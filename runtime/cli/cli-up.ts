@@ -6,6 +6,7 @@
  *   colony up --manager sge --count 4
  *   colony up --manager slurm --set partition=batch --set time=01:00:00
  *   colony up --manager ssh --set 'machines=[node1, node2]' --count 8
+ *   colony up --pool sge          an elastic pool from colony.yaml's pools.sge: no workers until work waits
  *
  * Drivers attach with `Cluster.connect({ nats, name })`, or observe it with `colony status`.
  */
@@ -15,15 +16,19 @@ import { parse as parseYaml } from 'yaml';
 import type { ClusterManager } from '../../adapters/cluster-manager.ts';
 import { loadSiteConfig, managerFromConfig, managerName, siteCount } from '../../adapters/site-config.ts';
 import { Cluster } from '../cluster/cluster.ts';
+import type { Pool } from '../pool/index.ts';
 import { DEFAULT_STATE_DIR } from '../transport/cluster-files.ts';
 import { InvalidArgumentError } from '../transport/errors.ts';
 
 export const UP_USAGE = `usage: colony up [--manager NAME] [--count N] [--config FILE] [--set KEY=VALUE]...
                  [--name C] [--nats URL] [--state-dir DIR]
+       colony up --pool NAME [--config FILE] [--name C] [--nats URL] [--state-dir DIR]
   Start a cluster (an embedded NATS unless --nats) and add N workers through a manager:
   local, ssh, sge, slurm, condor, scyld or ec2. The manager's options come from the site file
   (--config, $COLONY_CONFIG, ./colony.yaml or ~/.config/colony/colony.yaml), then from --set
   (values are YAML: --set walltime=600 --set 'machines=[a, b]'). Ctrl-C removes the workers.
+  With --pool, the site file's pools.NAME (a manager and a policy) runs as an elastic pool: it
+  grows through the manager while attached drivers have work waiting, and retires idle workers.
 `;
 
 /** A cluster that `colony up` brought up. */
@@ -31,6 +36,8 @@ export interface Up {
   cluster: Cluster;
   manager: ClusterManager;
   pids: number[];
+  /** With --pool: the elastic pool. */
+  pool?: Pool;
   /** Removes the workers (cancelling what is left at the scheduler) and stops the cluster. */
   close(): Promise<void>;
 }
@@ -41,6 +48,7 @@ export async function bringUp(args: string[], log: (line: string) => void = (l) 
     args,
     options: {
       manager: { type: 'string', short: 'm' },
+      pool: { type: 'string', short: 'p' },
       count: { type: 'string', short: 'n' },
       config: { type: 'string', short: 'c' },
       set: { type: 'string', multiple: true },
@@ -55,6 +63,26 @@ export async function bringUp(args: string[], log: (line: string) => void = (l) 
     throw new UpHelpShown();
   }
   const site = await loadSiteConfig(values.config);
+  if (values.pool !== undefined) {
+    if (values.manager || values.count || values.set) throw new InvalidArgumentError('pool', '--pool takes its manager and policy from the site file; drop --manager, --count and --set');
+    if (!site.pools[values.pool]) {
+      throw new InvalidArgumentError('pool', `no pool '${values.pool}' in ${site.source ?? 'the site config (no colony.yaml found)'}${Object.keys(site.pools).length ? `; pools: ${Object.keys(site.pools).join(', ')}` : ''}`);
+    }
+    const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
+    const cluster = await Cluster.start({ name: values.name, nats: values.nats, stateDir, workers: 0 });
+    let pool: Pool;
+    try {
+      pool = await cluster.pool(values.pool, {}, { config: site.source ?? undefined });
+    } catch (e) {
+      await cluster.close();
+      throw e;
+    }
+    const p = pool.status().policy;
+    log(`colony: cluster '${cluster.name}' at ${cluster.url} (site config ${site.source}): pool ${pool.id} through ${pool.manager.name}, min ${p.min}, max ${p.max}, maxQueued ${p.maxQueued}`);
+    if (!values.nats) log(`colony: credentials in ${join(stateDir, cluster.name, 'credentials.json')}; Ctrl-C stops the cluster and retires the pool's workers`);
+    let closing: Promise<void> | null = null;
+    return { cluster, manager: pool.manager, pids: [], pool, close: () => (closing ??= cluster.close()) };
+  }
   const name = managerName(values.manager ?? site.default ?? 'local');
   const overrides: Record<string, unknown> = {};
   for (const kv of values.set ?? []) {

@@ -22,8 +22,11 @@ const USAGE = `usage:
       COLONY_NATS_USER / COLONY_NATS_PASSWORD. Without --token the worker joins by hand.
   colony run SCRIPT [ARGS...]
       Run a driver script (TypeScript or JavaScript).
-  colony up --manager NAME --count N [--set key=value ...]
-      Start a cluster on the site's scheduler, with defaults from colony.yaml.
+  colony up --manager NAME --count N [--set key=value ...] | colony up --pool NAME
+      Start a cluster on the site's scheduler, with defaults from colony.yaml; with --pool, an
+      elastic pool from colony.yaml's pools.NAME that grows while drivers have work waiting.
+  colony pool status [ID] [--watch] | colony pool pause ID [--reason TEXT] | colony pool resume ID
+      The pools: state, workers, queued jobs, ready work and the last decision with its reason.
   colony events [FILTER] [--since SEQ|TIME] [--follow] [--json]
       Print events, one line each. FILTER is a subject tail: worker.*, ref.>, worker.2, > (default).
   colony replay KIND/ID [--until SEQ] [--verify] | colony replay --file LOG.jsonl [KIND/ID] [--verify]
@@ -65,6 +68,8 @@ export async function main(argv: string[]): Promise<void> {
         return await (await import('./cli-up.ts')).up(rest);
       case 'jobs':
         return await (await import('./cli-jobs.ts')).jobsCommand(rest);
+      case 'pool':
+        return await (await import('./cli-pool.ts')).poolCommand(rest);
       case 'run': {
         if (!rest[0]) throw new UsageError('colony run needs a script');
         process.argv = [process.argv[0]!, resolve(rest[0]), ...rest.slice(1)];

@@ -53,6 +53,9 @@ import { parallel } from '../parallel/index.ts';
 /** What the driver hosts: its node runs builtin tasks too (a pmap with no workers runs on pid 1). */
 const CAPABILITIES = [parallel, arrays];
 import { WorkerRegistry } from '../process/worker-registry.ts';
+import { WorkDemand } from '../process/work-demand.ts';
+import { Pool, poolFromSite } from '../pool/index.ts';
+import type { PoolOptions } from '../pool/index.ts';
 import type { WorkerInfo } from '../process/worker-registry.ts';
 
 /** Options of {@link Cluster.start} and {@link Cluster.connect}. */
@@ -101,6 +104,8 @@ export interface StartOptions extends ClusterOptions {
 
 export interface AddprocsOptions {
   count?: number | 'auto';
+  /** Cancels the launch: queued jobs leave the scheduler and the call rejects with a LaunchError. */
+  signal?: AbortSignal;
 }
 
 const DEFAULTS = { hbMs: 500, hbTimeoutMs: 5000, startTimeoutMs: 60_000 };
@@ -129,6 +134,10 @@ export class Cluster {
   get dashboardUrl(): string | null {
     return this.dashboard?.url ?? null;
   }
+  /** Pools this driver runs: close() closes them first. */
+  private readonly pools = new Set<Pool>();
+  /** @internal demand for pool workers, and the pools' draining workers */
+  readonly demand: WorkDemand;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -140,12 +149,14 @@ export class Cluster {
     private readonly opts: ClusterOptions,
     private readonly stateDir: string | null,
     owns: boolean,
+    demand: WorkDemand,
   ) {
     this.name = journal.name;
     this.url = endpoint.url;
     this.events = new EventLog(nc, journal);
     this.local = new LocalManager({ output: opts.workerOutput });
     this.startedWorkers = owns;
+    this.demand = demand;
     registry.onEnded = (pid, lost) => {
       if (lost) this.markRefsLost(pid);
     };
@@ -252,7 +263,9 @@ export class Cluster {
       await hostCapabilities(CAPABILITIES);
       node.serve();
       await registry.start();
-      return new Cluster(nc, journal, node, registry, server, endpoint, opts, stateDir, owns);
+      const demand = new WorkDemand(nc, journal.subjects, registry, `d${nonce}`);
+      await demand.start();
+      return new Cluster(nc, journal, node, registry, server, endpoint, opts, stateDir, owns, demand);
     } catch (e) {
       await nc.close();
       throw e;
@@ -311,7 +324,9 @@ export class Cluster {
       ac.abort();
       settle();
     };
-    ac.signal.addEventListener('abort', () => fail(new LaunchError(manager.name, 'the cluster was closed while workers were launching')), { once: true });
+    ac.signal.addEventListener('abort', () => fail(new LaunchError(manager.name, opts.signal?.aborted ? 'the launch was cancelled' : 'the cluster was closed while workers were launching')), { once: true });
+    if (opts.signal?.aborted) ac.abort();
+    opts.signal?.addEventListener('abort', () => ac.abort(), { once: true });
     const params: LaunchParams = {
       cluster: this.name,
       nats: this.endpoint.url,
@@ -372,12 +387,31 @@ export class Cluster {
     await allReady;
     this.launches.delete(ac);
     for (const t of timers) clearTimeout(t);
-    for (const t of tokens) this.registry.unexpect(t);
+    for (const t of tokens) {
+      if (failed) this.registry.abandon(t);
+      else this.registry.unexpect(t);
+    }
     if (failed) {
       await Promise.all(pids.map((p) => this.registry.remove(p).catch(() => undefined)));
       throw failed;
     }
     return pids.sort((x, y) => x - y);
+  }
+
+  /**
+   * An elastic pool over `manager` (or the site file's `pools.<name>`): it grows through the
+   * manager while work waits and retires idle workers. See docs/pools.md.
+   *
+   * @example
+   * const pool = await cluster.pool(new SGEManager({ queue: 'all.q' }), { min: 0, max: 16, maxQueued: 2 });
+   */
+  async pool(manager: ClusterManager | string, policy: Record<string, unknown> = {}, opts: PoolOptions & { config?: string } = {}): Promise<Pool> {
+    this.checkOpen();
+    const pool = typeof manager === 'string'
+      ? await poolFromSite(this, manager, policy, opts)
+      : await Pool.start(this, manager, policy, opts);
+    this.pools.add(pool);
+    return pool;
   }
 
   /** Removes workers: each is deregistered, asked to exit and finalized. */
@@ -533,6 +567,7 @@ export class Cluster {
     this.closed = true;
     started.delete(this);
     try {
+      await Promise.all([...this.pools].map((p) => p.close().catch((e) => console.error(`colony: pool ${p.id}: ${(e as Error).message}`))));
       for (const ac of this.launches) ac.abort();
       if (this.startedWorkers) await Promise.all(this.registry.info().map((w) => this.registry.remove(w.pid).catch(() => undefined)));
       await this.registry.finalized();
@@ -540,6 +575,7 @@ export class Cluster {
       await this.journal.flush().catch((e) => console.error(`colony: ${(e as Error).message}`));
     } finally {
       await this.dashboard?.close().catch(() => undefined);
+      this.demand.stop();
       this.registry.stop();
       await this.node.stop();
       await this.nc.drain().catch(() => undefined);

@@ -12,11 +12,11 @@ import { DeterminismViolationError, JournalConflictError } from '../transport/er
 import type { Journal } from './journal.ts';
 
 export interface ActorHostOptions {
-  /** Writes a KV snapshot every N events of an actor (0: never). @default { worker: 1 }, others 0 */
+  /** Writes a KV snapshot every N events of an actor (0: never). @default { worker: 1, pool: 1 }, others 0 */
   snapshotEvery?: Partial<Record<ActorKind, number>>;
 }
 
-export const DEFAULT_SNAPSHOT_EVERY: Partial<Record<ActorKind, number>> = { worker: 1 };
+export const DEFAULT_SNAPSHOT_EVERY: Partial<Record<ActorKind, number>> = { worker: 1, pool: 1 };
 
 export class HostedActor {
   private tail: Promise<unknown> = Promise.resolve();
@@ -119,6 +119,25 @@ export class ActorHost {
   /** A new actor: its first append expects an empty subject, so an id is never reused. */
   create(kind: ActorKind, id: string, machine: AnyStateMachine = machineFor(kind)): HostedActor {
     return new HostedActor(this, kind, id, machine, initialSnapshot(machine), 0, 0);
+  }
+
+  /**
+   * A new actor whose first event is stored now, outside the journal's tracking: when the id is
+   * taken (another driver of the cluster created it first) this throws JournalConflictError and
+   * leaves no lost append behind, so the caller can take another id.
+   */
+  async createFirst(kind: ActorKind, id: string, event: ActorEvent): Promise<HostedActor> {
+    const machine = machineFor(kind);
+    const step = foldStep(machine, initialSnapshot(machine), event);
+    if (!step.accepted) throw new JournalConflictError(`${kind}/${id}: a new actor does not accept '${event.type}'`);
+    const env: Envelope = {
+      v: ENVELOPE_VERSION, kind, id, seq: 1, at: event.at, type: event.type, from: null, to: step.to, data: event.data as Record<string, unknown>,
+    };
+    const streamSeq = await this.journal.append(env, 0, this.writer);
+    if (this.snapshotEvery(kind) > 0) {
+      await this.journal.putSnapshot(kind, id, { kind, id, ...persistable(step.snapshot), seq: 1, streamSeq, at: env.at, type: env.type });
+    }
+    return new HostedActor(this, kind, id, machine, step.snapshot, 1, streamSeq);
   }
 
   /**

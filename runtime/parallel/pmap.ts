@@ -265,6 +265,8 @@ interface Parsed<T, R> {
   workers: number[];
   /** No `workers` option: workers that join the cluster during the map take items too. */
   elastic: boolean;
+  /** Elastic, with a pool serving the cluster: the map waits for pool workers rather than fail or run here. */
+  pooled: boolean;
   onProgress?: (done: number, total: number) => void;
   hasShared: boolean;
   shared: unknown;
@@ -286,11 +288,12 @@ function parseOptions<T, R>(cluster: ClusterContext, opts: PmapOptions<T, R>): P
   if (opts.signal !== undefined && !(opts.signal && typeof opts.signal.aborted === 'boolean' && typeof opts.signal.addEventListener === 'function')) {
     throw new InvalidArgumentError('signal', 'must be an AbortSignal');
   }
-  const workers = opts.workers === undefined ? cluster.workers() : checkWorkers(cluster, opts.workers);
+  const pooled = opts.workers === undefined && cluster.demand?.hasPool() === true;
+  const workers = opts.workers !== undefined ? checkWorkers(cluster, opts.workers) : pooled ? cluster.demand!.usable() : cluster.workers();
   const id = opts.id ?? randomBytes(6).toString('hex');
   if (typeof id !== 'string' || !TOKEN.test(id)) throw new InvalidArgumentError('id', `must match ${TOKEN}, got ${String(id)}`);
   return {
-    batchSize: b, retries, onError: opts.onError, signal: opts.signal, timeoutMs: opts.timeoutMs, workers, elastic: opts.workers === undefined,
+    batchSize: b, retries, onError: opts.onError, signal: opts.signal, timeoutMs: opts.timeoutMs, workers, elastic: opts.workers === undefined, pooled,
     onProgress: opts.onProgress, hasShared: 'shared' in opts, shared: opts.shared, id,
   };
 }
@@ -383,6 +386,8 @@ class MapRun<T, R> {
     this.record(mapEvents.started(Date.now(), { task: this.f.key, items: this.n, workers: o.workers, batchSize: o.batchSize, retries: o.retries }));
     o.signal?.addEventListener('abort', this.onAbort, { once: true });
     const unwatch = o.elastic ? this.watchJoins() : () => undefined;
+    // Items not sent yet are ready work: a pool grows for them (see runtime/process/work-demand.ts).
+    const undemand = o.elastic && this.cluster.demand ? this.cluster.demand.add(() => (this.settled ? 0 : this.remaining())) : () => undefined;
     try {
       try {
         if (o.hasShared) await this.putShared();
@@ -395,6 +400,8 @@ class MapRun<T, R> {
       return await result;
     } finally {
       unwatch();
+      undemand();
+      if (this.stuckTimer) clearTimeout(this.stuckTimer);
       o.signal?.removeEventListener('abort', this.onAbort);
       for (const fd of this.feeders) if (fd.shared) void fd.shared.free().catch(() => undefined);
     }
@@ -413,7 +420,8 @@ class MapRun<T, R> {
         this.lastLost = e as Error;
       }
     }));
-    if (!this.feeders.some((fd) => fd.alive)) throw this.allLost();
+    // With a pool, the map may start with no worker: pool workers get the shared value as they join.
+    if (!this.feeders.some((fd) => fd.alive) && !this.o.pooled) throw this.allLost();
   }
 
   /**
@@ -485,6 +493,8 @@ class MapRun<T, R> {
 
   private pump(fd: Feeder): void {
     while (!this.settled && fd.alive && fd.inflight < this.depth()) {
+      // A pool drains this worker (its walltime nears, or it retires): it finishes what it has.
+      if (this.o.pooled && this.cluster.demand!.isDraining(fd.pid)) return;
       if (fd.pid !== this.cluster.node.pid && !this.cluster.registry.has(fd.pid)) {
         this.feederLost(fd, new ProcessExitedError(fd.pid, 'it left the cluster'));
         return;
@@ -620,15 +630,30 @@ class MapRun<T, R> {
     this.lastLost = err;
   }
 
-  /** Fails the map when work is left and no worker is. */
+  private stuckTimer: NodeJS.Timeout | null = null;
+
+  /** Fails the map when work is left and no worker is; with a pool, waits for its workers. */
   private checkStuck(): void {
     if (this.settled || this.done >= this.n) return;
+    if (this.o.pooled) {
+      const working = this.feeders.some((fd) => fd.inflight > 0 || (fd.alive && !this.cluster.demand!.isDraining(fd.pid)));
+      if (working) return;
+      if (this.cluster.demand!.hasPool()) {
+        // Work waits for the pool's workers; look again while it grows.
+        this.stuckTimer ??= setTimeout(() => {
+          this.stuckTimer = null;
+          this.pumpAll();
+          this.checkStuck();
+        }, 500);
+        return;
+      }
+    }
     if (this.feeders.some((fd) => fd.alive || fd.inflight > 0)) return;
     if (this.remaining() > 0) this.fail(this.allLost());
   }
 
   private allLost(): Error {
-    const pid = (this.lastLost as { pid?: number } | null)?.pid ?? this.o.workers.at(-1)!;
+    const pid = (this.lastLost as { pid?: number } | null)?.pid ?? this.o.workers.at(-1) ?? 1;
     return new ProcessExitedError(pid, `every worker of pmap ${this.o.id} (${this.o.workers.join(', ')}) is gone; ${this.n - this.done} of ${this.n} items unfinished`);
   }
 

@@ -209,6 +209,94 @@ export async function preduce<V>(cluster: ClusterContext, reducer: Reducer<V>, f
   const r = parseRange(range);
   const o = parseLoop(cluster, opts);
   const op = isOp ? (reducer as Op) : (reducer as Task).key;
+  const comb = isOp ? combiner(op) : (reducer as Task<[unknown, unknown], unknown>);
+  const pooled = opts.workers === undefined && cluster.demand?.hasPool() === true;
+  const partials = pooled
+    ? await pooledSlices(cluster, r, (slice, pid) => cluster.remotecallFetch(reduceSlice, pid, f.key, op, slice, o.shared), o.retries)
+    : await fixedSlices(cluster, r, o, f, op);
+  let acc: { v: unknown } | null = null;
+  for (const p of partials) {
+    if (p.n === 0) continue;
+    acc = acc ? { v: await comb(acc.v, p.v) } : { v: p.v };
+  }
+  if (acc) return acc.v as V;
+  if (reducer === '+') return 0 as V;
+  if (reducer === '*') return 1 as V;
+  throw new InvalidArgumentError('range', `is empty: a ${isOp ? `'${reducer}'` : 'custom'} reduction of no items has no value`);
+}
+
+/** Slices per usable worker when a pool serves the loop: joining workers take the unstarted ones. */
+const POOLED_SLICES_PER_WORKER = 4;
+const POOLED_MIN_SLICES = 8;
+
+/**
+ * With a pool: the range is cut into more slices than workers, and each worker that takes new
+ * work (pool and hand-started ones, not draining ones) runs one slice at a time; workers that
+ * join meanwhile take the unstarted slices, and the loop waits for the pool rather than run on
+ * the driver. The unstarted slices are the loop's ready work. Results stay in slice order.
+ */
+async function pooledSlices(
+  cluster: ClusterContext,
+  r: { a: number; b: number } | { items: unknown[] },
+  run: (slice: Slice, pid: number) => Promise<Partial>,
+  retries: number,
+): Promise<Partial[]> {
+  const demand = cluster.demand!;
+  const parts = slices(r, Math.max(POOLED_MIN_SLICES, POOLED_SLICES_PER_WORKER * demand.usable().length));
+  const out = new Array<Partial>(parts.length);
+  const starts = sliceStarts(parts);
+  const queue = parts.map((_, i) => ({ i, attempt: 0 }));
+  const busy = new Set<number>();
+  let running = 0;
+  let settled = false;
+  return new Promise<Partial[]>((resolve, reject) => {
+    const stop = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      unwatch();
+      undemand();
+      clearInterval(timer);
+      f();
+    };
+    const pump = () => {
+      if (settled) return;
+      for (const pid of demand.usable()) {
+        if (!queue.length) break;
+        if (busy.has(pid)) continue;
+        const job = queue.shift()!;
+        busy.add(pid);
+        running++;
+        run(parts[job.i]!, pid).then(
+          (p) => {
+            out[job.i] = p;
+            busy.delete(pid);
+            running--;
+            if (!queue.length && running === 0) stop(() => resolve(out));
+            else pump();
+          },
+          (e: Error) => {
+            busy.delete(pid);
+            running--;
+            if (e.name === 'ProcessExitedError' && job.attempt < retries) {
+              queue.unshift({ i: job.i, attempt: job.attempt + 1 });
+              pump();
+            } else stop(() => reject(loopPlace(e, 2, starts.get(parts[job.i]!) ?? 0)));
+          },
+        );
+      }
+      if (queue.length && running === 0 && !demand.usable().length && !demand.hasPool()) {
+        stop(() => reject(new ProcessExitedError(1, `no pool serves the cluster any more and no worker is left; ${queue.length} of ${parts.length} slices not run`)));
+      }
+    };
+    const unwatch = cluster.registry.watchReady(() => pump());
+    const undemand = demand.add(() => (settled ? 0 : queue.length));
+    const timer = setInterval(pump, 250);
+    if (!parts.length) stop(() => resolve(out));
+    else pump();
+  });
+}
+
+async function fixedSlices(cluster: ClusterContext, r: { a: number; b: number } | { items: unknown[] }, o: ReturnType<typeof parseLoop>, f: Task, op: string): Promise<Partial[]> {
   const parts = slices(r, o.workers.length);
   const live = [...o.workers];
   let turn = 0;
@@ -227,18 +315,7 @@ export async function preduce<V>(cluster: ClusterContext, reducer: Reducer<V>, f
       return runSlice(slice, next[turn++ % next.length]!, attempt + 1);
     }
   };
-  const partials = await Promise.all(parts.map((s, i) => runSlice(s, o.workers[i]!, 0)));
-
-  const comb = isOp ? combiner(op) : (reducer as Task<[unknown, unknown], unknown>);
-  let acc: { v: unknown } | null = null;
-  for (const p of partials) {
-    if (p.n === 0) continue;
-    acc = acc ? { v: await comb(acc.v, p.v) } : { v: p.v };
-  }
-  if (acc) return acc.v as V;
-  if (reducer === '+') return 0 as V;
-  if (reducer === '*') return 1 as V;
-  throw new InvalidArgumentError('range', `is empty: a ${isOp ? `'${reducer}'` : 'custom'} reduction of no items has no value`);
+  return Promise.all(parts.map((s, i) => runSlice(s, o.workers[i]!, 0)));
 }
 
 /**
@@ -250,11 +327,14 @@ export function pfor(cluster: ClusterContext, f: Task, range: LoopRange<unknown>
   checkTask(f, 'f');
   const r = parseRange(range);
   const o = parseLoop(cluster, opts);
-  const parts = slices(r, o.workers.length);
+  // A pool's draining workers get no new slice.
+  const usable = opts.workers === undefined && cluster.demand?.hasPool() ? cluster.demand.usable() : [];
+  const workers = usable.length ? usable : o.workers;
+  const parts = slices(r, workers.length);
   const starts = sliceStarts(parts);
   return parts.map((s, i) => {
     try {
-      return cluster.remotecall(forSlice, o.workers[i]!, f.key, s, o.shared) as RemoteRef<null>;
+      return cluster.remotecall(forSlice, workers[i]!, f.key, s, o.shared) as RemoteRef<null>;
     } catch (e) {
       throw loopPlace(e, 1, starts.get(s) ?? 0);
     }

@@ -4,10 +4,12 @@
  * process's node, and knowing the workers. The Cluster facade implements them.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { ClusterManager } from '../../adapters/cluster-manager.ts';
 import type { Journal } from '../log/journal.ts';
 import type { ProcessNode } from './process-node.ts';
 import type { RemoteRef } from './remote-ref.ts';
 import type { Task } from './task.ts';
+import type { WorkDemand } from './work-demand.ts';
 import type { WorkerRegistry } from './worker-registry.ts';
 
 /** Making calls. */
@@ -35,4 +37,13 @@ export interface ClusterContext extends Calls, Workers {
   readonly journal: Journal;
   /** This process: its pid, its calls and the actors it hosts (`node.host`). */
   readonly node: ProcessNode;
+  /** Demand for pool workers and the pools' draining workers (absent: no pools in this process). */
+  readonly demand?: WorkDemand;
+}
+
+/** Starting and removing workers through a manager (what a pool takes). */
+export interface Launches {
+  /** Resolves with the new pids once they have all registered; `signal` cancels what is queued. */
+  addprocs(manager: ClusterManager, opts: { count: number; signal?: AbortSignal }): Promise<number[]>;
+  rmprocs(pids: number | number[]): Promise<void>;
 }

@@ -4,7 +4,7 @@
  * heartbeats). A missed heartbeat is not persisted; the `worker.lost` it leads to is.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { workerEvents } from '../../actors/index.ts';
+import { foldStep, workerEvents } from '../../actors/index.ts';
 import type { ClusterManager, WorkerConfig } from '../../adapters/cluster-manager.ts';
 import type { ActorHost, HostedActor } from '../log/actor-host.ts';
 import { decode, encode } from '../transport/codec.ts';
@@ -40,6 +40,12 @@ interface Entry {
   heard?: boolean;
   /** An ended worker that came back was told to exit. */
   exitAsked?: boolean;
+  /**
+   * Registered by another driver of the cluster (`colony up` and a driver attached to it): this
+   * one learnt of it from its ready message, counts it live, and writes its events only through
+   * a fresh restore (the registering driver is the actor's usual writer).
+   */
+  followed?: boolean;
   exited: Promise<void>;
   markExited: () => void;
 }
@@ -88,7 +94,9 @@ export class WorkerRegistry {
   async start(): Promise<void> {
     for (const k of await this.host.journal.stateKeys('worker.*')) this.nextPid = Math.max(this.nextPid, Number(k.slice(7)) + 1);
     this.subs.push(
-      this.nc.subscribe(this.s.register, { callback: (_e, m) => void this.onRegister(m) }),
+      // One driver of the cluster answers each registration (several may be attached); the others
+      // learn of the worker from its ready message.
+      this.nc.subscribe(this.s.register, { queue: 'registrar', callback: (_e, m) => void this.onRegister(m) }),
       this.nc.subscribe(this.s.ready, { callback: (_e, m) => void this.onWorkerReady(m) }),
       this.nc.subscribe(this.s.hb('*'), { callback: (_e, m) => this.onHeartbeat(m) }),
     );
@@ -155,9 +163,22 @@ export class WorkerRegistry {
     this.expected.delete(token);
   }
 
+  /** Launch tokens given up on: a worker that still registers with one is removed at once. */
+  private readonly abandoned = new Set<string>();
+
+  /**
+   * Gives up on a launch (it failed or was cancelled): a job that started anyway must not stay
+   * as a worker nobody asked for, so a late registration with `token` is removed when ready.
+   */
+  abandon(token: string): void {
+    this.expected.delete(token);
+    this.abandoned.add(token);
+    if (this.abandoned.size > 10_000) this.abandoned.delete(this.abandoned.values().next().value!);
+  }
+
   /** Live, ready workers, in pid order. */
   live(): number[] {
-    return [...this.entries.values()].filter((e) => !e.ended && !e.stopping && e.heard !== false && e.actor.state === 'ready').map((e) => e.pid).sort((a, b) => a - b);
+    return [...this.entries.values()].filter((e) => !e.ended && !e.stopping && e.heard !== false && (e.followed || e.actor.state === 'ready')).map((e) => e.pid).sort((a, b) => a - b);
   }
 
   has(pid: number): boolean {
@@ -187,6 +208,13 @@ export class WorkerRegistry {
     return best?.pid;
   }
 
+  /** Workers with calls of this driver in flight (the pool counts them busy). */
+  busy(): number[] {
+    const out: number[] = [];
+    for (const e of this.entries.values()) if (!e.ended && e.inflight > 0) out.push(e.pid);
+    return out.sort((a, b) => a - b);
+  }
+
   /** Counts a call sent to `pid` until `done` resolves. */
   track<T>(pid: number, done: Promise<T>): Promise<T> {
     const e = this.entries.get(pid);
@@ -208,10 +236,9 @@ export class WorkerRegistry {
       let entry: Entry | null = null;
       while (!entry) {
         const pid = this.nextPid++;
-        const actor = this.host.create('worker', String(pid));
-        actor.send(workerEvents.registered(Date.now(), { pid, host: req.host, ospid: req.ospid, launchToken: req.token, manager: manager.name }));
+        let actor: HostedActor;
         try {
-          await actor.durable();
+          actor = await this.host.createFirst('worker', String(pid), workerEvents.registered(Date.now(), { pid, host: req.host, ospid: req.ospid, launchToken: req.token, manager: manager.name }));
         } catch (e) {
           // Another driver of this cluster took the pid: take the next one.
           if (e instanceof JournalConflictError) continue;
@@ -231,8 +258,17 @@ export class WorkerRegistry {
 
   private async onWorkerReady(msg: Msg): Promise<void> {
     const req = decode<{ pid: number; loadErrors: { url: string; error: string }[]; loaded?: string[] }>(msg.data);
+    if (!this.entries.has(req.pid)) {
+      await this.follow(req.pid, req.loaded ?? []).catch((err) => console.error(`colony: worker ${req.pid}: ${(err as Error).message}`));
+      return;
+    }
     const e = this.entries.get(req.pid);
-    if (!e || e.ended) return;
+    if (!e || e.ended || e.followed) return;
+    if (this.abandoned.has(e.config.launchToken)) {
+      msg.respond(encode({ done: true }));
+      await this.remove(e.pid).catch(() => undefined);
+      return;
+    }
     for (const le of req.loadErrors ?? []) console.error(`colony: worker ${req.pid} could not load ${le.url}: ${le.error}`);
     // Modules loaded everywhere while this worker was starting up did not reach it: load them now.
     for (const url of this.modules.filter((m) => !(req.loaded ?? []).includes(m))) {
@@ -249,6 +285,52 @@ export class WorkerRegistry {
     }
     for (const fn of this.readyListeners) fn(e.pid);
   }
+
+  /**
+   * A worker another driver registered: restore its actor, load this driver's modules on it,
+   * finish a launch of this driver's that waits for its token, and count it live.
+   */
+  private async follow(pid: number, loaded: string[]): Promise<void> {
+    const actor = await this.host.restore('worker', String(pid), { verify: false });
+    if (actor.done || this.entries.has(pid)) return;
+    const c = actor.context as { host: string; ospid: number; launchToken: string };
+    // The driver that gave up on this launch removes it (it is the registering one or follows).
+    if (this.abandoned.has(c.launchToken)) {
+      this.nc.publish(this.s.ctl(pid), encode({ op: 'exit' }));
+      return;
+    }
+    const exp = this.expected.get(c.launchToken);
+    let markExited!: () => void;
+    const exited = new Promise<void>((r) => (markExited = r));
+    const e: Entry = {
+      pid, actor, config: exp?.config ?? { launchToken: c.launchToken, host: c.host, ospid: c.ospid }, manager: exp?.manager ?? this.joinManager,
+      host: c.host, ospid: c.ospid, lastHb: Date.now(), running: 0, stopping: false, ended: false, inflight: 0, followed: true, exited, markExited,
+    };
+    for (const url of this.modules.filter((m) => !loaded.includes(m))) await this.load(pid, url);
+    this.entries.set(pid, e);
+    if (exp) {
+      await e.manager.manage(pid, e.config, 'register').catch((err) => console.error(`colony: ${e.manager.name}.manage(register) failed: ${err}`));
+      if (--exp.remaining <= 0) this.expected.delete(c.launchToken);
+      exp.onReady(pid);
+    }
+    for (const fn of this.readyListeners) fn(pid);
+  }
+
+  /**
+   * Appends the end of a worker (stopping, exited, lost) through a fresh restore, in order: with
+   * several drivers attached, another one may have written it first (it removed the worker, or
+   * saw it go); its version stands and this one is dropped.
+   */
+  private appendWorker(e: Entry, ev: Parameters<HostedActor['send']>[0]): void {
+    // This driver's view moves at once (info(), live()); the log gets the event below.
+    const step = foldStep(e.actor.machine, e.actor.snapshot, ev);
+    if (step.accepted) e.actor.snapshot = step.snapshot;
+    const prev = this.foreign.get(e.pid) ?? Promise.resolve();
+    const next = prev.then(() => this.host.appendForeign('worker', String(e.pid), ev)).catch(() => undefined);
+    this.foreign.set(e.pid, next);
+  }
+
+  private readonly foreign = new Map<number, Promise<unknown>>();
 
   /**
    * Calls `fn` with the pid of every worker that becomes ready from now on (any manager,
@@ -313,7 +395,7 @@ export class WorkerRegistry {
     if (e.ended) return;
     e.ended = true;
     const ev = lost ? workerEvents.lost(Date.now(), reason) : workerEvents.exited(Date.now(), code, signal);
-    if (e.actor.accepts(ev)) e.actor.send(ev);
+    this.appendWorker(e, ev);
     this.node.requester.failPid(e.pid, new ProcessExitedError(e.pid, reason || 'exited'));
     e.markExited();
     const fin = e.manager.manage(e.pid, e.config, 'finalize').catch(() => undefined);
@@ -331,8 +413,7 @@ export class WorkerRegistry {
     if (!e || e.ended) return;
     if (!e.stopping) {
       e.stopping = true;
-      const ev = workerEvents.stopping(Date.now(), 'rmprocs');
-      if (e.actor.accepts(ev)) e.actor.send(ev);
+      this.appendWorker(e, workerEvents.stopping(Date.now(), 'rmprocs'));
       await e.manager.manage(pid, e.config, 'deregister').catch(() => undefined);
       try {
         await this.nc.request(this.s.ctl(pid), encode({ op: 'exit' }), { timeout: 2000 });
@@ -379,5 +460,6 @@ export class WorkerRegistry {
   /** Waits until every actor's events are stored. */
   async durable(): Promise<void> {
     await Promise.all([...this.entries.values()].map((e) => e.actor.durable().catch(() => undefined)));
+    await Promise.all([...this.foreign.values()]);
   }
 }

@@ -55,6 +55,11 @@ export function subjects(c: string) {
     ready: `${p}.ctl.ready`,
     ctl: (pid: number) => `${p}.ctl.${pid}`,
     jobsSubmit: `${p}.jobs.submit`,
+    /** Pools: demand (drivers -> pools), info (pools -> drivers), status requests, control of one pool. */
+    poolDemand: `${p}.pool.demand`,
+    poolInfo: `${p}.pool.info`,
+    poolStatus: `${p}.pool.status`,
+    poolCtl: (id: string) => `${p}.pool.ctl.${id}`,
     eventsStream: `COLONY_${c}_EVENTS`,
     jobsStream: `COLONY_${c}_JOBS`,
     stateBucket: `colony_${c}_state`,

@@ -1,0 +1,122 @@
+/**
+ * `colony pool`: look at and steer the cluster's elastic pools.
+ *
+ *   colony pool status [ID] [--watch]   every pool (or one, with its last decisions), from the log
+ *   colony pool pause ID [--reason R]   stop submitting (asks the process that runs the pool)
+ *   colony pool resume ID               submit again
+ */
+import { parseArgs } from 'node:util';
+import type { PoolContext } from '../../actors/index.ts';
+import { decode, encode } from '../transport/codec.ts';
+import { ColonyError } from '../transport/errors.ts';
+import { TARGET_OPTIONS, openTarget } from './cli-target.ts';
+import type { Target } from './cli-target.ts';
+
+export const POOL_USAGE = `usage: colony pool status [ID] [--watch] [--interval MS]
+       colony pool pause ID [--reason TEXT]
+       colony pool resume ID
+  (target: --nats URL --name C [--creds FILE] [--state-dir DIR], as the other observer commands)
+`;
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+interface PoolRow {
+  id: string;
+  state: string;
+  c: PoolContext;
+}
+
+async function pools(t: Target, only?: string): Promise<PoolRow[]> {
+  const rows: PoolRow[] = [];
+  for (const k of await t.journal.stateKeys(only ? `pool.${only}` : 'pool.*')) {
+    const id = k.slice('pool.'.length);
+    const snap = await t.journal.snapshot('pool', id);
+    if (!snap) continue;
+    rows.push({ id, state: typeof snap.value === 'string' ? snap.value : JSON.stringify(snap.value), c: snap.context as PoolContext });
+  }
+  return rows.sort((a, b) => (a.c.startedAt ?? 0) - (b.c.startedAt ?? 0));
+}
+
+/** One line per pool: what `colony status` shows too. */
+export function poolLine(id: string, state: string, c: PoolContext): string {
+  const workers = Object.values(c.workers);
+  const queued = Object.values(c.pending).reduce((n, l) => n + l.count, 0);
+  const draining = workers.filter((w) => w.draining).length;
+  const why = c.paused?.reason ?? c.lastDecision?.reason ?? '';
+  return `pool ${id} (${c.manager}) ${state}: ${workers.length} workers${draining ? ` (${draining} draining)` : ''}, ${queued} queued, `
+    + `${c.demand.ready} ready, failures ${c.failures}; ${c.lastDecision ? `last ${c.lastDecision.action}` : 'no decision yet'}${why ? `: ${why}` : ''}`;
+}
+
+async function render(t: Target, id?: string): Promise<string> {
+  const rows = await pools(t, id);
+  if (id && !rows.length) throw new ColonyError(`no pool '${id}' in cluster '${t.name}'`);
+  if (!rows.length) return `cluster ${t.name}: no pools`;
+  const lines = rows.map((r) => poolLine(r.id, r.state, r.c));
+  if (id) {
+    const { c } = rows[0]!;
+    const p = c.policy;
+    lines.push(`  policy: min ${p.min}, max ${p.max}, spawnIntervalMs ${p.spawnIntervalMs}, spawnCount ${p.spawnCount}, maxQueued ${p.maxQueued}, idleMs ${p.idleMs}, `
+      + `walltimeMs ${p.walltimeMs ?? '-'}, drainMarginMs ${p.drainMarginMs}, pauseAfterFailures ${p.pauseAfterFailures}`);
+    lines.push(`  workers: ${Object.values(c.workers).map((w) => `${w.pid}${w.draining ? ` (draining: ${w.draining.reason})` : ''}`).join(', ') || 'none'}`);
+    lines.push(`  spawned ${c.spawned}, joined ${c.joined}, retired ${c.retired}${c.adapter ? `; adapter actor adapter.${c.adapter}` : ''}`);
+    if (c.lastError) lines.push(`  last launch error${c.lastError.code !== null ? ` (exit code ${c.lastError.code})` : ''}: ${c.lastError.stderr.trim() || c.lastError.message}`);
+    const decided = (await t.journal.read(`pool.${id}`)).filter((e) => e.type === 'pool.decided').slice(-8);
+    lines.push('  last decisions:');
+    for (const e of decided) {
+      const d = e.data as { action: string; reason: string };
+      lines.push(`    ${new Date(e.at).toISOString().slice(11, 23)} ${d.action.padEnd(6)} ${d.reason}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export async function poolCommand(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { ...TARGET_OPTIONS, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' }, reason: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help || !sub || sub === 'help') {
+    process.stdout.write(POOL_USAGE);
+    return;
+  }
+  const id = positionals[0];
+  const t = await openTarget(values);
+  try {
+    switch (sub) {
+      case 'status': {
+        if (!values.watch) {
+          out(await render(t, id));
+          return;
+        }
+        const interval = Number(values.interval ?? 1000);
+        let stop = false;
+        process.once('SIGINT', () => { stop = true; });
+        while (!stop) {
+          process.stdout.write(`\x1b[2J\x1b[H${await render(t, id)}\n`);
+          await new Promise((r) => setTimeout(r, interval));
+        }
+        return;
+      }
+      case 'pause':
+      case 'resume': {
+        if (!id) throw new ColonyError(`colony pool ${sub} needs a pool id (colony pool status lists them)`);
+        let reply;
+        try {
+          reply = await t.nc.request(t.journal.subjects.poolCtl(id), encode({ op: sub, reason: values.reason }), { timeout: 10_000 });
+        } catch (e) {
+          throw new ColonyError(`pool '${id}' does not answer: no running process serves it (${(e as Error).message})`);
+        }
+        const r = decode<{ ok: boolean; error?: string; status?: { state: string; reason: string | null } }>(reply.data);
+        if (!r.ok) throw new ColonyError(`pool '${id}': ${r.error}`);
+        out(`pool ${id}: ${r.status?.state}${r.status?.reason ? ` (${r.status.reason})` : ''}`);
+        return;
+      }
+      default:
+        throw new ColonyError(`unknown pool command '${sub}'\n${POOL_USAGE}`);
+    }
+  } finally {
+    await t.close();
+  }
+}
