@@ -51,9 +51,10 @@ export class LocalManager implements ClusterManager {
   }
 
   async manage(pid: number, config: WorkerConfig, op: ManageOp): Promise<void> {
-    if (op === 'register') this.pids.set(config.launchToken, pid);
+    // The pid stays known until the worker's output has ended (see forward): a worker's last
+    // lines (why it exits) often come after it was finalized, and must still say who wrote them.
     // 'interrupt' travels over NATS to the worker; nothing to do here.
-    if (op === 'finalize') this.pids.delete(config.launchToken);
+    if (op === 'register' || op === 'finalize') this.pids.set(config.launchToken, pid);
   }
 
   async kill(_pid: number, config: WorkerConfig): Promise<void> {
@@ -78,6 +79,8 @@ export class LocalManager implements ClusterManager {
     const tail: string[] = [];
     this.tails.set(config.launchToken, tail);
     child.once('exit', () => setTimeout(() => this.tails.delete(config.launchToken), 1000).unref());
+    // 'close' comes once the child's stdio has ended, after its last line was forwarded.
+    child.once('close', () => this.pids.delete(config.launchToken));
     child.stderr?.on('data', (d: Buffer) => {
       tail.push(...d.toString().split('\n').filter(Boolean));
       if (tail.length > 20) tail.splice(0, tail.length - 20);

@@ -22,7 +22,9 @@ import { LocalManager } from '../../adapters/local-manager.ts';
 import { ActorHost } from '../log/actor-host.ts';
 import type { ActorHostOptions } from '../log/actor-host.ts';
 import { DEFAULT_STATE_DIR, alive, clusterDir, readState, removeState, writeCredentials, writeState } from '../transport/cluster-files.ts';
-import { connectNats } from '../transport/connection.ts';
+import { closeForGood, connectNats } from '../transport/connection.ts';
+import type { NatsUnreachableError } from '../transport/connection.ts';
+import { failRequests } from '../transport/requester.ts';
 import { darrayConstructors } from '../arrays/darray.ts';
 import type { DArrayConstructors } from '../arrays/darray.ts';
 import type { TypedArrayConstructor } from '../arrays/darray-layout.ts';
@@ -32,7 +34,8 @@ import { Journal } from '../log/journal.ts';
 import { openRefs } from '../log/resume-report.ts';
 import type { ResumeReport } from '../log/resume-report.ts';
 import type { RetentionOptions } from '../log/journal.ts';
-import { NatsServer, randomSecret } from '../transport/nats-server.ts';
+import { randomSecret } from '../transport/nats-server.ts';
+import { SupervisedNatsServer } from '../transport/supervised-nats-server.ts';
 import { ProcessNode } from '../process/process-node.ts';
 import { pmap } from '../parallel/pmap.ts';
 import type { PmapOptions } from '../parallel/pmap.ts';
@@ -128,6 +131,9 @@ export class Cluster {
   /** addprocs calls under way: close() aborts them, so their managers cancel queued jobs. */
   private readonly launches = new Set<AbortController>();
   private closed = false;
+  private closing: Promise<void> | null = null;
+  /** Set when the embedded server died and could not come back: everything fails with it. */
+  private unreachable: NatsUnreachableError | null = null;
   private readonly startedWorkers: boolean;
   private dashboard: { url: string; close(): Promise<void> } | null = null;
   /** The dashboard's URL when `dashboard` was asked for, else null. */
@@ -144,7 +150,7 @@ export class Cluster {
     readonly journal: Journal,
     /** @internal */ readonly node: ProcessNode,
     /** @internal */ readonly registry: WorkerRegistry,
-    private readonly server: NatsServer | null,
+    private readonly server: SupervisedNatsServer | null,
     private readonly endpoint: { url: string; user?: string; password?: string },
     private readonly opts: ClusterOptions,
     private readonly stateDir: string | null,
@@ -160,12 +166,41 @@ export class Cluster {
     registry.onEnded = (pid, lost) => {
       if (lost) this.markRefsLost(pid);
     };
+    if (server) {
+      server.handlers = {
+        restarted: (s) => {
+          if (stateDir && !this.closed) void writeState(stateDir, this.stateFile(s.pid)).catch(() => undefined);
+        },
+        gaveUp: (err) => this.serverLost(err),
+      };
+      if (server.gaveUp) this.serverLost(server.gaveUp);
+    }
+  }
+
+  private stateFile(natsPid: number | null) {
+    return { name: this.name, url: this.endpoint.url, driverPid: process.pid, natsPid, startedAt: this.startedAt };
+  }
+
+  private readonly startedAt = new Date().toISOString();
+
+  /**
+   * The embedded server is gone for good: every call, ref, map and flush pending fails now with
+   * `err`, and the cluster closes (its workers are stopped), so the program can end normally.
+   * During a close() already under way, that close goes on without waiting for NATS.
+   */
+  private serverLost(err: NatsUnreachableError): void {
+    if (this.unreachable) return;
+    this.unreachable = err;
+    this.markLost(err);
+    this.registry.stop();
+    failRequests(this.nc, err);
+    void closeForGood(this.nc).then(() => this.close()).catch(() => undefined);
   }
 
   /** Starts a cluster: an embedded NATS unless `nats` is given, plus `workers` local workers. */
   static async start(opts: StartOptions = {}): Promise<Cluster> {
     const name = checkClusterName(opts.name ?? 'default');
-    let server: NatsServer | null = null;
+    let server: SupervisedNatsServer | null = null;
     let endpoint: { url: string; user?: string; password?: string };
     let stateDir: string | null = null;
     if (!opts.nats) {
@@ -180,7 +215,7 @@ export class Cluster {
       await mkdir(join(stateDir, 'nats'), { recursive: true, mode: 0o700 });
       const creds = { user: 'colony', password: randomSecret() };
       await writeCredentials(stateDir, creds);
-      server = await NatsServer.start({ storeDir: join(stateDir, 'nats'), user: creds.user, password: creds.password });
+      server = await SupervisedNatsServer.start({ storeDir: join(stateDir, 'nats'), user: creds.user, password: creds.password });
       endpoint = { url: server.url, ...creds };
     } else {
       endpoint = { url: opts.nats, user: opts.user, password: opts.password };
@@ -188,7 +223,7 @@ export class Cluster {
     try {
       const cluster = await Cluster.open(name, endpoint, server, stateDir, opts, true);
       if (stateDir) {
-        await writeState(stateDir, { name, url: endpoint.url, driverPid: process.pid, natsPid: server?.pid ?? null, startedAt: new Date().toISOString() });
+        await writeState(stateDir, cluster.stateFile(server?.pid ?? null));
       }
       closeOnSignals(cluster);
       await cluster.startDashboard();
@@ -244,7 +279,7 @@ export class Cluster {
   private static async open(
     name: string,
     endpoint: { url: string; user?: string; password?: string },
-    server: NatsServer | null,
+    server: SupervisedNatsServer | null,
     stateDir: string | null,
     opts: ClusterOptions,
     owns: boolean,
@@ -557,22 +592,44 @@ export class Cluster {
 
   /** Makes every event so far durable; throws if an append was lost. */
   async flush(): Promise<void> {
-    await this.registry.durable();
-    await this.journal.flush();
+    try {
+      // Appends cannot be stored once the server is gone for good: do not wait for their retries.
+      await Promise.race([this.registry.durable().then(() => this.journal.flush()), this.lost]);
+    } catch (e) {
+      // Appends lost with the server: say so as the server's loss, the cause of them all.
+      throw this.unreachable ?? e;
+    }
+    if (this.unreachable) throw this.unreachable;
   }
 
+  private markLost!: (err: Error) => void;
+  /** Rejects with the NatsUnreachableError once the embedded server is gone for good. */
+  private readonly lost: Promise<never> = (() => {
+    const p = new Promise<never>((_, reject) => (this.markLost = reject));
+    p.catch(() => undefined); // awaited only by flushes under way
+    return p;
+  })();
+
   /** Stops what start() started (workers, embedded NATS) and flushes the log. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true;
     started.delete(this);
+    // From here on the embedded server is going down with the cluster: no restart.
+    this.server?.release();
     try {
       await Promise.all([...this.pools].map((p) => p.close().catch((e) => console.error(`colony: pool ${p.id}: ${(e as Error).message}`))));
       for (const ac of this.launches) ac.abort();
       if (this.startedWorkers) await Promise.all(this.registry.info().map((w) => this.registry.remove(w.pid).catch(() => undefined)));
       await this.registry.finalized();
-      await this.registry.durable();
-      await this.journal.flush().catch((e) => console.error(`colony: ${(e as Error).message}`));
+      const flushed = this.registry.durable().then(() => this.journal.flush());
+      await Promise.race([flushed, this.lost]).catch((e) => {
+        if (e !== this.unreachable) console.error(`colony: ${(e as Error).message}`);
+      });
     } finally {
       await this.dashboard?.close().catch(() => undefined);
       this.demand.stop();
@@ -614,6 +671,7 @@ export class Cluster {
   }
 
   private checkOpen(): void {
+    if (this.unreachable) throw this.unreachable;
     if (this.closed) throw new ColonyError('this cluster is closed');
   }
 

@@ -538,7 +538,16 @@ class MapRun<T, R> {
     const call = registry.track(fd.pid, sent);
     call.then(
       (reply) => this.onReply(fd, batch, reply),
-      (err) => this.onReply(fd, batch, { err: toErrorData(err, fd.pid) }),
+      (err) => {
+        // NATS is gone for good (the embedded server could not come back): no worker can be
+        // reached, so the whole map fails with that, whatever onError would make of an item.
+        if ((err as Error)?.name === 'NatsUnreachableError') {
+          fd.inflight--;
+          this.fail(err);
+        } else {
+          this.onReply(fd, batch, { err: toErrorData(err, fd.pid) });
+        }
+      },
     );
   }
 
@@ -693,7 +702,10 @@ class MapRun<T, R> {
     for (const fd of this.feeders) {
       if (fd.alive && fd.inflight > 0) void this.cluster.node.call(fd.pid, pmapCancel.key, [this.o.id]).catch(() => undefined);
     }
-    this.actor.durable().then(() => this.reject(err), () => this.reject(err));
+    // With NATS gone for good the map's last events cannot be stored: say so now, not after
+    // the journal has given up on them.
+    if ((err as Error)?.name === 'NatsUnreachableError') this.reject(err);
+    else this.actor.durable().then(() => this.reject(err), () => this.reject(err));
   }
 
   private record(ev: ActorEvent): void {

@@ -33,6 +33,20 @@ const counters = new Int32Array(stats);
 let lastDriver = Date.now();
 let gone = false;
 let status = { task: null, refs: {} };
+// While the connection is down (a server restarting), the driver's silence says nothing about
+// the driver: it is counted only while connected, from a fresh start at each reconnect. Being
+// cut off from NATS for the whole grace period ends the worker too (the server is not coming
+// back), so a worker never outlives a cluster that is gone.
+let disconnectedAt = 0;
+void (async () => {
+  for await (const s of nc.status()) {
+    if (s.type === 'disconnect') disconnectedAt ||= Date.now();
+    else if (s.type === 'reconnect') {
+      disconnectedAt = 0;
+      lastDriver = Date.now();
+    }
+  }
+})().catch(() => {});
 
 nc.subscribe(`colony.${name}.hb.1`, { callback: () => { lastDriver = Date.now(); } });
 nc.subscribe(`colony.${name}.ctl.${pid}`, {
@@ -63,9 +77,11 @@ const beat = () => {
   const running = Atomics.load(counters, 0);
   const hb = { pid, running, completed: Atomics.load(counters, 1), task: running ? status.task : null, refs: status.refs, rss: process.memoryUsage.rss(), at: Date.now() };
   nc.publish(`colony.${name}.hb.${pid}`, pack(hb));
-  if (!gone && graceMs > 0 && Date.now() - lastDriver > graceMs) {
+  const now = Date.now();
+  const silentMs = disconnectedAt ? now - disconnectedAt : now - lastDriver;
+  if (!gone && graceMs > 0 && silentMs > graceMs) {
     gone = true;
-    parentPort.postMessage({ type: 'driver-gone', silentMs: Date.now() - lastDriver });
+    parentPort.postMessage({ type: 'driver-gone', silentMs, nats: disconnectedAt !== 0 });
     // If the main thread is stuck in a task, do not leave an orphan behind.
     setTimeout(() => process.kill(process.pid, 'SIGKILL'), 10_000).unref();
   }

@@ -196,7 +196,11 @@ export class ProcessNode implements RefClient, RefBinder {
       if (path?.[0] === 'ok') e = functionError(['result', ...path.slice(1)]);
       data = encode({ err: { ...toErrorData(e, this.pid), message: `the result could not be encoded: ${(e as Error).message}` } });
     }
-    msg.respond(data);
+    try {
+      msg.respond(data);
+    } catch {
+      // The connection closed while the request ran: nobody can get the answer any more.
+    }
     return data;
   }
 
@@ -251,7 +255,7 @@ export class ProcessNode implements RefClient, RefBinder {
     if (this.handles.get(id)?.deref()) return;
     this.forget(id);
     const owner = Number.parseInt(id, 10);
-    if (owner === this.pid) this.freeLocal(id, this.pid);
+    if (owner === this.pid) void this.freeLocal(id, this.pid).catch(() => undefined);
     else if (!this.nc.isClosed()) this.requester.publishOnly(this.s.ref(owner), encode({ op: 'free', id, from: this.pid }));
   }
 
@@ -433,7 +437,11 @@ export class ProcessNode implements RefClient, RefBinder {
     if (key) {
       const seen = this.calls.get(key);
       if (seen) {
-        if (seen.reply) msg.respond(seen.reply);
+        try {
+          if (seen.reply) msg.respond(seen.reply);
+        } catch {
+          /* the connection closed */
+        }
         return;
       }
       this.calls.set(key, { at: Date.now(), reply: null });
@@ -512,12 +520,12 @@ export class ProcessNode implements RefClient, RefBinder {
       slot.value = await this.execute(req.task, req.args);
       if (!this.slots.has(id)) return { done: true };
       slot.state = 'ready';
-      actor.send(refEvents.ready(Date.now(), 0));
+      record(actor, refEvents.ready(Date.now(), 0));
     } catch (e) {
       if (!this.slots.has(id)) return { done: true };
       slot.state = 'failed';
       slot.error = toErrorData(e, this.pid);
-      actor.send(refEvents.failed(Date.now(), slot.error));
+      record(actor, refEvents.failed(Date.now(), slot.error));
     }
     this.wake(slot);
     return { done: true };
@@ -647,3 +655,15 @@ export class ProcessNode implements RefClient, RefBinder {
   }
 }
 
+
+/**
+ * Sends an event to a ref actor whose earlier append may have failed: the failure is already
+ * recorded and reported by `durable()` and the next flush, so it must not also escape here.
+ */
+function record(actor: HostedActor, ev: Parameters<HostedActor['send']>[0]): void {
+  try {
+    actor.send(ev);
+  } catch {
+    /* reported by durable() */
+  }
+}

@@ -31,6 +31,8 @@ export interface WorkerOptions extends NatsEndpoint {
 export type { Registration } from './register-worker.ts';
 export { DEFAULT_GRACE_MS } from './register-worker.ts';
 
+/** An exiting worker cut off from NATS this long does not wait for its appends (a restart takes less). */
+const CUT_OFF_MS = 2_500;
 
 
 /**
@@ -84,22 +86,45 @@ export async function runWorker(opts: WorkerOptions, capabilities: readonly Capa
   const counters = new Int32Array(stats);
   hb.postMessage({ type: 'start', pid, hbMs: reg.hbMs, graceMs: reg.graceMs, stats });
 
+  // Since when NATS has been unreachable (0: it is not). Cut off for longer than a server restart
+  // takes, an exit cannot wait for its appends: only a server can take them.
+  let downSince = 0;
+  const cutOffLong = () => downSince !== 0 && Date.now() - downSince > CUT_OFF_MS;
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (st.type === 'disconnect') downSince ||= Date.now();
+      else if (st.type === 'reconnect') downSince = 0;
+    }
+  })().catch(() => undefined);
+
   const exit = async (code: number, why: string) => {
     if (exiting) return;
     exiting = true;
     try {
       await node.stop();
-      await journal.flush().catch((e) => console.error(`colony worker ${pid}: ${(e as Error).message}`));
+      const flushed = journal.flush().then(() => true, (e) => {
+        console.error(`colony worker ${pid}: ${(e as Error).message}`);
+        return true;
+      });
+      const cutOff = new Promise<boolean>((r) => {
+        const t = setInterval(() => cutOffLong() && r(false), 100);
+        t.unref();
+        void flushed.then(() => clearInterval(t));
+      });
+      if (!(await Promise.race([flushed, cutOff]))) {
+        console.error(`colony worker ${pid}: NATS is unreachable; exiting without storing ${journal.pending} event(s)`);
+      }
       hb.postMessage({ type: 'stop' });
-      await nc.drain().catch(() => undefined);
+      await (downSince ? nc.close() : nc.drain()).catch(() => undefined);
     } finally {
       if (why) console.error(`colony worker ${pid}: ${why}`);
       process.exit(code);
     }
   };
 
-  hb.on('message', (m: { type: string; silentMs?: number }) => {
-    if (m.type === 'driver-gone') void exit(0, `no driver for ${Math.round((m.silentMs ?? 0) / 1000)} s; exiting`);
+  hb.on('message', (m: { type: string; silentMs?: number; nats?: boolean }) => {
+    const s = Math.round((m.silentMs ?? 0) / 1000);
+    if (m.type === 'driver-gone') void exit(0, m.nats ? `NATS unreachable for ${s} s; exiting` : `no driver for ${s} s; exiting`);
   });
   hb.on('error', (e) => console.error(`colony worker ${pid}: heartbeat thread failed: ${e.message}`));
 

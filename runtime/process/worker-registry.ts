@@ -101,16 +101,43 @@ export class WorkerRegistry {
       this.nc.subscribe(this.s.hb('*'), { callback: (_e, m) => this.onHeartbeat(m) }),
     );
     const beat = () => {
-      this.nc.publish(this.s.hb(1), encode({ pid: 1, at: Date.now() }));
+      try {
+        this.nc.publish(this.s.hb(1), encode({ pid: 1, at: Date.now() }));
+      } catch {
+        return; // the connection is closed: the cluster is going
+      }
       this.checkHeartbeats();
     };
     beat();
     this.timer = setInterval(beat, this.opts.hbMs);
     this.timer.unref();
+    void this.watchConnection();
+  }
+
+  /**
+   * While this process's own connection is down, no heartbeat can arrive from anyone: the
+   * silence says nothing about the workers. Loss detection waits, and starts with a fresh
+   * heartbeat timeout once the connection is back (workers reconnect about as fast).
+   */
+  private async watchConnection(): Promise<void> {
+    try {
+      for await (const st of this.nc.status()) {
+        if (this.timer === null) return;
+        if (st.type === 'disconnect') this.disconnected = true;
+        else if (st.type === 'reconnect') {
+          this.disconnected = false;
+          const now = Date.now();
+          for (const e of this.entries.values()) e.lastHb = Math.max(e.lastHb, now);
+        }
+      }
+    } catch {
+      /* the connection closed */
+    }
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = null;
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
   }
@@ -252,11 +279,24 @@ export class WorkerRegistry {
       this.watchProcess(entry);
       msg.respond(encode({ pid: entry.pid, modules: this.modules, hbMs: this.opts.hbMs, graceMs: this.opts.graceMs, snapshotEvery: this.host.snapshotPolicy(), electionWindowMs: this.host.journal.electionWindowMs }));
     } catch (e) {
-      msg.respond(encode({ err: toErrorData(e, 1) }));
+      try {
+        msg.respond(encode({ err: toErrorData(e, 1) }));
+      } catch {
+        /* the connection closed */
+      }
     }
   }
 
   private async onWorkerReady(msg: Msg): Promise<void> {
+    try {
+      await this.workerReady(msg);
+    } catch (err) {
+      // A connection that closed under a registration: the worker retries or goes.
+      console.error(`colony: a worker's ready message failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async workerReady(msg: Msg): Promise<void> {
     const req = decode<{ pid: number; loadErrors: { url: string; error: string }[]; loaded?: string[] }>(msg.data);
     if (!this.entries.has(req.pid)) {
       await this.follow(req.pid, req.loaded ?? []).catch((err) => console.error(`colony: worker ${req.pid}: ${(err as Error).message}`));
@@ -274,7 +314,7 @@ export class WorkerRegistry {
     for (const url of this.modules.filter((m) => !(req.loaded ?? []).includes(m))) {
       await this.load(e.pid, url).catch((err) => console.error(`colony: ${(err as Error).message}`));
     }
-    e.actor.send(workerEvents.ready(Date.now(), this.modules.length));
+    record(e.actor, workerEvents.ready(Date.now(), this.modules.length));
     e.lastHb = Date.now();
     msg.respond(encode({ done: true }));
     await e.manager.manage(e.pid, e.config, 'register').catch((err) => console.error(`colony: ${e.manager.name}.manage(register) failed: ${err}`));
@@ -361,11 +401,14 @@ export class WorkerRegistry {
   }
 
   private lastCheck = Date.now();
+  /** This process's connection is down (see watchConnection). */
+  private disconnected = false;
 
   private checkHeartbeats(): void {
     const now = Date.now();
     const gap = now - this.lastCheck;
     this.lastCheck = now;
+    if (this.disconnected) return;
     // This process was blocked (a long synchronous stretch): the heartbeats that arrived meanwhile
     // are still queued behind this timer. Count the silence from now rather than blame the workers.
     if (gap > 2 * this.opts.hbMs + 250) {
@@ -438,7 +481,7 @@ export class WorkerRegistry {
     const e = this.entries.get(pid);
     if (!e || e.ended) return;
     const ev = workerEvents.interrupted(Date.now());
-    if (e.actor.accepts(ev)) e.actor.send(ev);
+    if (e.actor.accepts(ev)) record(e.actor, ev);
     await this.nc.request(this.s.ctl(pid), encode({ op: 'interrupt' }), { timeout: 5000 });
     await e.manager.manage(pid, e.config, 'interrupt').catch(() => undefined);
   }
@@ -461,5 +504,18 @@ export class WorkerRegistry {
   async durable(): Promise<void> {
     await Promise.all([...this.entries.values()].map((e) => e.actor.durable().catch(() => undefined)));
     await Promise.all([...this.foreign.values()]);
+  }
+}
+
+/**
+ * Sends an event to a worker actor from a callback (a heartbeat check, a process exit). If an
+ * earlier append of the actor was lost, that failure is already recorded and reported by the
+ * next flush, so it must not escape from here as well.
+ */
+function record(actor: HostedActor, ev: Parameters<HostedActor['send']>[0]): void {
+  try {
+    actor.send(ev);
+  } catch {
+    /* reported by durable() and flush() */
   }
 }

@@ -14,9 +14,9 @@ export interface NatsEndpoint {
 /** NATS could not be reached, or refused the credentials. */
 export class NatsUnreachableError extends ColonyError {
   readonly url: string;
-  constructor(url: string, cause: unknown) {
-    super(`cannot connect to NATS at ${url}: ${(cause as Error)?.message ?? cause}. ` +
-      'Check that the server runs and the URL and credentials are right (embedded clusters: run from the directory that holds .colony/).', { cause });
+  /** @param hint what to do about it; @default a hint to check the server, URL and credentials */
+  constructor(url: string, cause: unknown, hint = 'Check that the server runs and the URL and credentials are right (embedded clusters: run from the directory that holds .colony/).') {
+    super(`cannot connect to NATS at ${url}: ${(cause as Error)?.message ?? cause}. ${hint}`, { cause });
     this.url = url;
   }
 }
@@ -80,4 +80,15 @@ function withTlsHint(e: unknown, refused = false): unknown {
   const err = new Error(`${(e as Error).message} (TLS is on without a client certificate; if the server verifies clients, set COLONY_NATS_CERT and COLONY_NATS_KEY)`, { cause: e });
   err.name = (e as Error).name;
   return err;
+}
+
+/**
+ * Closes `nc` for good, a reconnect attempt under way included. nats.js 3.x keeps the socket of
+ * a dial that reached a listener which never sends INFO (another program on the port) open
+ * after `close()`: its transport ignores a close before it is connected. That socket would keep
+ * the process alive, so it is discarded here.
+ */
+export async function closeForGood(nc: NatsConnection): Promise<void> {
+  await nc.close().catch(() => undefined);
+  (nc as unknown as { protocol?: { transport?: { discard?: () => void } } }).protocol?.transport?.discard?.();
 }

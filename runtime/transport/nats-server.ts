@@ -52,6 +52,21 @@ export interface NatsServerOptions {
   maxPending?: number;
   /** Extra lines appended verbatim to the config. */
   extraConfig?: string;
+  /**
+   * How long the server may take to accept connections.
+   * @default 10000
+   */
+  readyTimeoutMs?: number;
+}
+
+/** How a server process ended. */
+export interface NatsServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Whether {@link NatsServer.stop} asked for it. */
+  stopped: boolean;
+  /** `killed by SIGKILL`, `exited with code 1`. */
+  why: string;
 }
 
 /** @default for {@link NatsServerOptions.host} */
@@ -266,6 +281,7 @@ export class NatsServer {
 
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
+  readonly #exit: Promise<NatsServerExit>;
   #stopping: Promise<void> | undefined;
 
   private constructor(
@@ -275,6 +291,11 @@ export class NatsServer {
   ) {
     this.#child = child;
     this.#exited = exited;
+    this.#exit = exited.then(() => {
+      const { exitCode: code, signalCode: signal } = child;
+      const why = signal ? `killed by ${signal}` : code !== null ? `exited with code ${code}` : 'could not be spawned';
+      return { code, signal, stopped: this.#stopping !== undefined, why };
+    });
     this.pid = child.pid!;
     this.url = fields.url;
     this.port = fields.port;
@@ -339,7 +360,8 @@ export class NatsServer {
       throw new Error(`nats-server (${binary}, config ${configFile}) ${why}${tail ? `:\n${tail}` : ''}`);
     };
 
-    const deadline = Date.now() + READY_TIMEOUT_MS;
+    const readyTimeout = opts.readyTimeoutMs ?? READY_TIMEOUT_MS;
+    const deadline = Date.now() + readyTimeout;
     const connectHost = clientHost(host);
     let port: number | undefined;
     for (;;) {
@@ -349,7 +371,7 @@ export class NatsServer {
         if (port !== undefined && (await canConnect(connectHost, port))) break;
       }
       if (Date.now() > deadline) {
-        return fail(`was not accepting connections after ${READY_TIMEOUT_MS} ms`);
+        return fail(`was not accepting connections after ${readyTimeout} ms`);
       }
       await sleep(READY_POLL_MS);
     }
@@ -361,6 +383,11 @@ export class NatsServer {
       configFile,
       logFile,
     });
+  }
+
+  /** Resolves when the server process has ended, however it ended. */
+  exited(): Promise<NatsServerExit> {
+    return this.#exit;
   }
 
   /** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. Idempotent. */

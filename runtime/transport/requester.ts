@@ -11,6 +11,7 @@
  */
 import { createInbox } from '@nats-io/transport-node';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { NatsUnreachableError } from './connection.ts';
 import { ProcessExitedError, TimeoutError } from './errors.ts';
 
 interface Pending {
@@ -35,6 +36,17 @@ const NO_RESPONDERS_RETRY_MS = 250;
 export const RESEND_FIRST_MS = 2_000;
 const RESEND_MAX_MS = 15_000;
 
+/** The requesters of each connection, so that a connection lost for good fails them all at once. */
+const byConnection = new WeakMap<NatsConnection, Set<Requester>>();
+
+/**
+ * Rejects every request pending on `nc`, in every requester, with `err`: the connection is gone
+ * for good (an embedded server that cannot come back).
+ */
+export function failRequests(nc: NatsConnection, err: Error): void {
+  for (const r of byConnection.get(nc) ?? []) r.failAll(err);
+}
+
 export class Requester {
   private readonly prefix: string;
   private readonly sub: Subscription;
@@ -44,10 +56,16 @@ export class Requester {
   private readonly resending = new Set<number>();
   private unarmed: (() => void)[] = [];
   private resendTimer: NodeJS.Timeout | null = null;
+  private closed: Error | null = null;
 
   constructor(private readonly nc: NatsConnection) {
     this.prefix = createInbox();
     this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (_err, msg) => this.onReply(msg) });
+    let set = byConnection.get(nc);
+    if (!set) byConnection.set(nc, (set = new Set()));
+    set.add(this);
+    // A closed connection answers nothing more: nothing may wait on it forever.
+    void nc.closed().then((e) => this.close(new NatsUnreachableError(nc.getServer(), e ?? new Error('the connection was closed'))));
     void (async () => {
       for await (const st of nc.status()) if (st.type === 'reconnect') this.resendAll(true);
     })().catch(() => undefined);
@@ -55,6 +73,7 @@ export class Requester {
 
   /** Sends `data` to `subject` on behalf of target `pid` and resolves with the reply message. */
   request(pid: number, subject: string, data: Uint8Array, timeoutMs = 0, opts: { headers?: MsgHdrs; keep503?: boolean; resend?: boolean } = {}): Promise<Msg> {
+    if (this.closed) return Promise.reject(this.closed);
     const id = this.next++;
     return new Promise<Msg>((resolve, reject) => {
       const p: Pending = { pid, resolve, reject, keep503: !!opts.keep503 };
@@ -89,8 +108,16 @@ export class Requester {
   }
 
 
-  close(err: Error = new Error('connection closed')): void {
+  /** Rejects everything pending; the requester stays usable. */
+  failAll(err: Error): void {
     for (const id of [...this.pending.keys()]) this.settle(id, undefined, err);
+  }
+
+  close(err: Error = new Error('connection closed')): void {
+    this.failAll(err);
+    if (this.closed) return;
+    this.closed = err;
+    byConnection.get(this.nc)?.delete(this);
     this.sub.unsubscribe();
   }
 
