@@ -42,8 +42,8 @@ class Driver {
   readonly stderr: string[] = [];
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(stateDir: string) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', DRIVER, stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(stateDir: string, napMs = 1500) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', DRIVER, stateDir, String(napMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       if (line.startsWith('{')) this.reports.push(JSON.parse(line) as Record<string, unknown>);
       else this.stdout.push(line);
@@ -182,7 +182,8 @@ describe.skipIf(externalNats)('embedded nats-server supervision', () => {
    */
   async function cannotComeBack(breakServer: (up: Up) => Promise<number>, why: RegExp): Promise<void> {
     const dir = await tempDir('colony-supervision-');
-    const driver = new Driver(dir);
+    // The ref's task outlasts the test: it is surely pending when the server breaks.
+    const driver = new Driver(dir, 60_000);
     let pids: number[] = [];
     try {
       const up = await driver.report<Up>('up', 60_000);
