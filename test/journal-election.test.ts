@@ -103,8 +103,9 @@ describe('journal appends across a server outage', () => {
     const flushed = journal.flush();
     let settled = false;
     void flushed.then(() => (settled = true), () => (settled = true));
-    // Not reported lost while the window lasts.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Not reported lost while the window lasts: the appends are being retried.
+    const before = journal.retries;
+    await waitFor(() => journal.retries >= before + 3, { timeoutMs: 20_000, message: 'appends retried while the server is down' });
     expect(settled).toBe(false);
     expect(journal.pending).toBeGreaterThan(0);
 
@@ -161,6 +162,7 @@ describe('journal appends across a server outage', () => {
       process.kill(srv.server.pid, 'SIGCONT');
       await new Promise((r) => setTimeout(r, round % 5));
       await srv.kill();
+      // Down for longer than the stream's 200 ms duplicate window (a server-side clock, so a wait).
       await new Promise((r) => setTimeout(r, 300));
       await srv.restart();
       await journal.flush();

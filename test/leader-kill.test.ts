@@ -57,8 +57,8 @@ async function oneRun(run: number): Promise<Record<string, number | string>> {
   const hung = new Promise<never>((_, rej) => {
     watchdog = setTimeout(() => rej(new Error(`map hung: ${done} of ${ITEMS} done, last progress at ${Math.round(progress.at(-1) ?? 0)} ms, ${cluster.journal.pending} appends pending; driver connection:\n${statuses.join('\n')}`)), 60_000);
   });
-  // 0.3 s in, the stream's leader dies without a word.
-  await new Promise((r) => setTimeout(r, 300));
+  // Once the map is under way (about 0.3 s in), the stream's leader dies without a word.
+  await waitFor(() => done >= 150, { timeoutMs: 30_000, intervalMs: 5, message: 'the map under way' });
   const killedAtMs = performance.now() - t0;
   await victim.kill();
   const killed = performance.now();
