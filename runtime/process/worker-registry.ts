@@ -366,7 +366,9 @@ export class WorkerRegistry {
     const step = foldStep(e.actor.machine, e.actor.snapshot, ev);
     if (step.accepted) e.actor.snapshot = step.snapshot;
     const prev = this.foreign.get(e.pid) ?? Promise.resolve();
-    const next = prev.then(() => this.host.appendForeign('worker', String(e.pid), ev)).catch(() => undefined);
+    // Counted as in flight, so history() and flush() wait for it as for any append of this
+    // process; a lost append is still reported by flush() (the actor's append is tracked).
+    const next = this.host.journal.track(prev.then(() => this.host.appendForeign('worker', String(e.pid), ev)).catch(() => undefined));
     this.foreign.set(e.pid, next);
   }
 
