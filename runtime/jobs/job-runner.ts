@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JobSpec } from '../../actors/job.ts';
+import type { EC2ManagerOptions } from '../../adapters/ec2-manager.ts';
 import { shellQuote } from '../../adapters/shell-scheduler.ts';
 import { LaunchError } from '../transport/errors.ts';
 
@@ -50,27 +51,10 @@ export interface SshJobOptions {
 }
 
 /** `jobs.ec2` in colony.yaml: the EC2Manager's options that apply to a job's instance. */
-export interface Ec2JobOptions {
-  region?: string;
-  imageId: string;
-  /** @default 't3.micro' */
-  instanceType?: string;
-  subnetId?: string;
-  keyName?: string;
-  securityGroupIds?: string[];
-  tags?: Record<string, string>;
-  /** Shell lines run before the runner (install node and Colony...). */
-  userData?: string;
-  /** The NATS URL as the instance reaches it. @default the manager's URL */
-  natsUrl?: string;
-  /** Node on the instance. @default 'node' */
-  exename?: string;
-  /** Where Colony is installed on the instance. @default this install's directory */
-  colonyDir?: string;
-  endpoint?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  client?: EC2Client;
-}
+export type Ec2JobOptions = Partial<Pick<EC2ManagerOptions, 'region'>> & Pick<
+  EC2ManagerOptions,
+  'imageId' | 'instanceType' | 'subnetId' | 'keyName' | 'securityGroupIds' | 'tags' | 'userData' | 'natsUrl' | 'exename' | 'colonyDir' | 'endpoint' | 'credentials' | 'client'
+>;
 
 /** The package's root (the folder of package.json), whether the sources or dist/ run. */
 const COLONY_ROOT = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../..' : '../../..', import.meta.url));

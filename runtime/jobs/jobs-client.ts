@@ -24,28 +24,13 @@ import { newJobId, parseJobSpec, validateJobSpec } from './job-spec.ts';
 import { ensureJobStreams, jobNames } from './job-streams.ts';
 import type { JobNames } from './job-streams.ts';
 
-/** A job as the log tells it. */
-export interface JobInfo {
+/** A job as the log tells it: its actor's context, with its name, class, queue and state. */
+export interface JobInfo extends Omit<JobContext, 'spec'> {
   id: string;
   name: string;
   class: JobClass;
   queue: string;
   state: 'queued' | 'granted' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-  /** Runs granted so far. */
-  run: number;
-  host: string | null;
-  ospid: number | null;
-  /** Steps completed in the last run, in order. */
-  steps: string[];
-  code: number | null;
-  result: unknown;
-  reason: string | null;
-  stderrTail: string;
-  cancelledBy: string | null;
-  queuedAt: number | null;
-  grantedAt: number | null;
-  startedAt: number | null;
-  endedAt: number | null;
   spec: JobSpec;
 }
 
