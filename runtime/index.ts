@@ -20,6 +20,8 @@ export { LocalManager } from '../adapters/index.ts';
 export type { ClusterManager, LaunchParams, ManageOp, WorkerConfig } from '../adapters/index.ts';
 export type { Envelope, ActorKind, PoolDecision, PoolPolicy } from '../actors/index.ts';
 export type { Pool, PoolOptions, PoolStatus } from './pool/index.ts';
+export { PoolDecisionMismatchError, formatWhatif, readPolicyFile, verifyPool, whatif } from './pool/index.ts';
+export type { RunFigures, WhatifOptions, WhatifPolicy, WhatifReport } from './pool/index.ts';
 // Cluster managers (issue 6): batch schedulers, ssh, Scyld, EC2, and the site file.
 export {
   EC2Manager, HTCondorManager, SGEManager, SSHManager, SchedulerCommandError, ScyldManager, SiteConfigError, SlurmManager,

@@ -4,17 +4,24 @@
  *   colony pool status [ID] [--watch]   every pool (or one, with its last decisions), from the log
  *   colony pool pause ID [--reason R]   stop submitting (asks the process that runs the pool)
  *   colony pool resume ID               submit again
+ *   colony pool whatif [ID] --policy FILE [--policy FILE2 ...] [--file LOG.jsonl] [--json] [--verify] [--seed N]
+ *                                       rerun the recorded demand under other policies, offline
  */
 import { parseArgs } from 'node:util';
-import type { PoolContext } from '../../actors/index.ts';
+import type { Envelope, PoolContext, PoolPolicy } from '../../actors/index.ts';
+import { poolsIn } from '../../actors/pool-whatif.ts';
+import { readJsonl } from '../log/replay.ts';
+import { formatWhatif, readPolicyFile, whatif } from '../pool/whatif.ts';
 import { decode, encode } from '../transport/codec.ts';
-import { ColonyError } from '../transport/errors.ts';
+import { ColonyError, InvalidArgumentError } from '../transport/errors.ts';
 import { TARGET_OPTIONS, openTarget } from './cli-target.ts';
-import type { Target } from './cli-target.ts';
+import type { Target, TargetArgs } from './cli-target.ts';
 
 export const POOL_USAGE = `usage: colony pool status [ID] [--watch] [--interval MS]
        colony pool pause ID [--reason TEXT]
        colony pool resume ID
+       colony pool whatif [ID] --policy FILE [--policy FILE2 ...] [--file LOG.jsonl] [--json] [--verify] [--seed N]
+         (the live log, or an exported one with --file; policy files are YAML or JSON fields over the recorded policy)
   (target: --nats URL --name C [--creds FILE] [--state-dir DIR], as the other observer commands)
 `;
 
@@ -70,18 +77,47 @@ async function render(t: Target, id?: string): Promise<string> {
   return lines.join('\n');
 }
 
+/** `colony pool whatif`: reads the log (live, or exported with --file), reruns it under each policy. */
+async function whatifCommand(id: string | undefined, values: TargetArgs & { policy?: string[]; file?: string; json?: boolean; verify?: boolean; seed?: string }): Promise<void> {
+  const policies = values.policy ?? [];
+  if (!policies.length && !values.verify) throw new InvalidArgumentError('--policy', 'colony pool whatif needs a policy file (--policy FILE), or --verify');
+  const seed = values.seed === undefined ? 1 : Number(values.seed);
+  if (!Number.isInteger(seed)) throw new InvalidArgumentError('--seed', `must be a whole number, got '${values.seed}'`);
+  let log: Envelope[];
+  if (values.file) log = await readJsonl(values.file);
+  else {
+    const t = await openTarget(values);
+    try {
+      log = [];
+      for (const kind of ['pool', 'adapter', 'map']) log.push(...(await t.journal.read(`${kind}.*`)));
+    } finally {
+      await t.close();
+    }
+  }
+  // The policy files set fields over the recorded policy of the pool.
+  const pool = id ?? poolsIn(log).at(-1);
+  const base = pool ? log.find((e) => e.kind === 'pool' && e.id === pool && e.type === 'pool.started')?.data.policy as Partial<PoolPolicy> | undefined : undefined;
+  const list = await Promise.all(policies.map((f) => readPolicyFile(f, base ?? {})));
+  const report = whatif(log, list, { pool: id, seed, verify: values.verify });
+  out(values.json ? JSON.stringify(report, null, 2) : formatWhatif(report));
+}
+
 export async function poolCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { ...TARGET_OPTIONS, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' }, reason: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...TARGET_OPTIONS, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' }, reason: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      policy: { type: 'string', multiple: true }, file: { type: 'string' }, json: { type: 'boolean' }, verify: { type: 'boolean' }, seed: { type: 'string' },
+    },
   });
   if (values.help || !sub || sub === 'help') {
     process.stdout.write(POOL_USAGE);
     return;
   }
   const id = positionals[0];
+  if (sub === 'whatif') return whatifCommand(id, values);
   const t = await openTarget(values);
   try {
     switch (sub) {

@@ -6,6 +6,8 @@ import type { PoolHost, PoolOptions } from './pool.ts';
 
 export { Pool, parsePolicy } from './pool.ts';
 export type { PoolHost, PoolOptions, PoolStatus } from './pool.ts';
+export { PoolDecisionMismatchError, formatWhatif, readPolicyFile, verifyPool, whatif } from './whatif.ts';
+export type { RunFigures, WhatifOptions, WhatifPolicy, WhatifReport } from './whatif.ts';
 
 /**
  * The pool `pools.<name>` of the site file (`config`, or the usual places): its manager with
