@@ -309,7 +309,20 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
   let peakQueued = 0;
   let busyMs = 0;
   let retiredUp = 0;
-  let open = 0;
+  /** Maps not yet ready, the arrived ones with items left (in order of arrival), the ready items. */
+  let waiting = maps.map((_, k) => k);
+  let queue: number[] = [];
+  let ready = 0;
+  let nextArrival = 0;
+  const arrivals = () => {
+    if (t < nextArrival) return;
+    const now = waiting.filter((k) => readyAt[k] !== null && readyAt[k]! <= t).sort((a, b) => readyAt[a]! - readyAt[b]! || a - b);
+    if (now.length) {
+      waiting = waiting.filter((k) => !now.includes(k));
+      for (const k of now) { queue.push(k); ready += left[k]!; }
+    }
+    nextArrival = Math.min(Infinity, ...waiting.map((k) => readyAt[k] ?? Infinity));
+  };
   let t = 0;
   let nextTick = 0;
   let end: number | null = null;
@@ -320,11 +333,11 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
   const dispatch = () => {
     for (const w of workers) {
       if (w.drainAt !== null || w.busyUntil !== null) continue;
-      while (open < maps.length && left[open] === 0) open++;
-      let k = -1;
-      for (let i = open; i < maps.length; i++) if (left[i]! > 0 && readyAt[i] !== null && readyAt[i]! <= t) { k = i; break; }
-      if (k < 0) return;
+      while (queue.length && left[queue[0]!] === 0) queue = queue.slice(1);
+      if (!queue.length) return;
+      const k = queue[0]!;
       left[k]!--;
+      ready--;
       waits.push(t - readyAt[k]!);
       w.busyUntil = t + maps[k]!.itemMs;
       w.map = k;
@@ -343,6 +356,7 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
           finishedAt[k] = t;
           unfinished--;
           maps.forEach((m, j) => { if (m.after === k) readyAt[j] = t + m.gapMs; });
+          nextArrival = t;
         }
       }
     }
@@ -355,6 +369,7 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
       }
       units = units.filter((u) => u.joinAt > t);
     }
+    arrivals();
     dispatch();
     if (t >= nextTick) {
       nextTick += tick;
@@ -373,8 +388,6 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
         size.push([t, workers.length]);
       }
       const idleW = workers.filter((w) => w.busyUntil === null && w.drainAt === null);
-      let ready = 0;
-      for (let k = open; k < maps.length; k++) if (readyAt[k] !== null && readyAt[k]! <= t) ready += left[k]!;
       const inputs: PoolInputs = {
         at: t, paused: null, ready,
         idle: idleW.length, queued: units.length, running: workers.length, draining: workers.filter((w) => w.drainAt !== null).length,
@@ -417,7 +430,7 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
     let nt = nextTick;
     for (const w of workers) if (w.busyUntil !== null && w.busyUntil < nt) nt = w.busyUntil;
     for (const u of units) if (u.joinAt < nt) nt = u.joinAt;
-    for (let k = open; k < maps.length; k++) if (readyAt[k] !== null && readyAt[k]! > t && readyAt[k]! < nt) nt = readyAt[k]!;
+    if (nextArrival > t && nextArrival < nt) nt = nextArrival;
     t = Math.max(t, nt);
   }
   const truncated = end === null;

@@ -149,7 +149,7 @@ export function formatWhatif(r: WhatifReport, width = 60): string {
   ];
   const p = r.policy;
   const lines = [
-    `pool ${r.pool}: ${ms(r.recordedMs)} recorded, ${r.demand.length} maps (${r.demand.map((m) => `${m.items} x ${Math.round(m.itemMs)} ms`).join(', ')}), seed ${r.seed}, simulated in ${r.simulatedInMs.toFixed(1)} ms`,
+    `pool ${r.pool}: ${ms(r.recordedMs)} recorded, ${r.demand.length} map${r.demand.length === 1 ? '' : 's'} (${r.demand.map((m) => `${m.items} x ${Math.round(m.itemMs)} ms`).join(', ')}), seed ${r.seed}, simulated in ${r.simulatedInMs.toFixed(1)} ms`,
     `  recorded policy: min ${p.min}, max ${p.max}, spawnIntervalMs ${p.spawnIntervalMs}, spawnCount ${p.spawnCount}, maxQueued ${p.maxQueued}, idleMs ${p.idleMs}, walltimeMs ${p.walltimeMs ?? '-'}`,
     `  latencies sampled: submit to start ${r.latencies.submitToStartMs.map((x) => Math.round(x)).join(', ')} ms; start-up ${r.latencies.startupMs.map((x) => Math.round(x)).join(', ')} ms`,
   ];
