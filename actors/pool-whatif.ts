@@ -451,8 +451,11 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
 
 const BARS = ' ▁▂▃▄▅▆▇█';
 
-/** The pool's size over [0, untilMs] as one row of `width` bars (the most workers in each column). */
-export function sparkline(size: [number, number][], untilMs: number, width: number, top: number): string {
+/**
+ * The pool's size over [0, untilMs] as one row of `width` bars (the most workers in each column);
+ * blank from `endMs` on (the run was over).
+ */
+export function sparkline(size: [number, number][], untilMs: number, width: number, top: number, endMs = untilMs): string {
   let out = '';
   const step = untilMs / width;
   let i = 0;
@@ -460,6 +463,10 @@ export function sparkline(size: [number, number][], untilMs: number, width: numb
   for (let c = 0; c < width; c++) {
     const a = c * step;
     const b = a + step;
+    if (a >= endMs) {
+      out += ' ';
+      continue;
+    }
     let most = cur;
     while (i < size.length && size[i]![0] < b) {
       cur = size[i]![1];

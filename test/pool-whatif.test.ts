@@ -114,6 +114,19 @@ describe('pool what-if over a run recorded under Slurm', () => {
     }
   });
 
+  it('min keeps workers to the end; a short walltime drains workers and replaces them; max 1 takes longer', () => {
+    const r = whatif(log, [{ min: 2 }, { walltimeMs: 4000, drainMarginMs: 1000 }, { max: 1 }], { seed: 2 });
+    const [min2, wall, one] = r.policies.map((p) => p.simulated);
+    expect(min2!.truncated).toBeUndefined();
+    expect(min2!.size.at(-1)![1]).toBe(2);
+    expect(wall!.jobs).toBeGreaterThan(r.baseline.jobs);
+    expect(wall!.size.every(([, n]) => n <= 3)).toBe(true);
+    expect(one!.jobs).toBe(1);
+    expect(one!.drainMs).toBeGreaterThan(r.baseline.drainMs);
+    // One worker does all the items: its busy time is the whole demand's.
+    expect(one!.workerSeconds.busy).toBeCloseTo(r.baseline.workerSeconds.busy, 6);
+  });
+
   it('the same seed gives the same results; the recorded policy simulated comes near the recording', () => {
     const a = whatif(log, [{ spawnCount: 2 }, { idleMs: 1000, maxQueued: 1 }], { seed: 7 });
     const b = whatif(log, [{ spawnCount: 2 }, { idleMs: 1000, maxQueued: 1 }], { seed: 7 });

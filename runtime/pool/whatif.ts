@@ -163,6 +163,6 @@ export function formatWhatif(r: WhatifReport, width = 60): string {
   const until = Math.max(...cols.map((c) => c.f.endMs), 1);
   const top = Math.max(1, ...cols.flatMap((c) => c.f.size.map((s) => s[1])));
   lines.push('', `pool size (workers, 0..${top}) over ${ms(until)}:`);
-  for (const [i, c] of cols.entries()) lines.push(`${heads[i]!.padEnd(wFirst)}|${sparkline(c.f.size, until, width, top)}|`);
+  for (const [i, c] of cols.entries()) lines.push(`${heads[i]!.padEnd(wFirst)}|${sparkline(c.f.size, until, width, top, c.f.endMs)}|`);
   return lines.join('\n');
 }
