@@ -285,9 +285,13 @@ interface SimWorker { pid: number; joinAt: number; busyUntil: number | null; idl
 interface SimUnit { startAt: number; joinAt: number; launch: number }
 
 /** Reruns the recorded demand under `policy`; deterministic for a given seed. */
-export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: number; tickMs?: number; horizonMs?: number } = {}): RunFigures {
+export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: number; tickMs?: number; horizonMs?: number; latencies?: 'sampled' | 'recorded' } = {}): RunFigures {
   const rand = prng(opts.seed ?? 1);
-  const pick = (xs: number[]) => xs[Math.floor(rand() * xs.length)]!;
+  // 'recorded': the recorded latencies in their order (then again), to tell the model's error from the sampling's.
+  const nth = new Map<number[], number>();
+  const pick = opts.latencies === 'recorded'
+    ? (xs: number[]) => { const i = nth.get(xs) ?? 0; nth.set(xs, i + 1); return xs[i % xs.length]!; }
+    : (xs: number[]) => xs[Math.floor(rand() * xs.length)]!;
   const tick = opts.tickMs ?? tickFor(policy);
   const span = Math.max(rec.recorded.endMs, 1000);
   const horizon = opts.horizonMs ?? Math.max(20 * span, 3_600_000);
@@ -351,7 +355,9 @@ export function simulate(rec: Recording, policy: PoolPolicy, opts: { seed?: numb
       if (w.busyUntil !== null && w.busyUntil <= t) {
         const k = w.map;
         w.busyUntil = null;
-        w.idleSince = t;
+        // The pool sees it idle from its second tick after: the driver reports the change, the
+        // pool records it at its next tick (what the recorded runs show, and their retire times).
+        w.idleSince = Math.ceil(t / tick) * tick + tick;
         if (++done[k]! === maps[k]!.items) {
           finishedAt[k] = t;
           unfinished--;

@@ -139,7 +139,18 @@ describe('pool what-if over a run recorded under Slurm', () => {
     expect(Math.abs(a.baseline.drainMs - a.recorded.drainMs)).toBeLessThan(Math.max(...rec.submitToStartMs) + Math.max(...rec.startupMs));
   });
 
+  it("latencies 'recorded': the recorded policy with the recorded latencies in order makes the recorded launches", () => {
+    const r = whatif(log, [], { latencies: 'recorded' });
+    expect(r.latencies).toBe('recorded');
+    expect(r.baseline.jobs).toBe(r.recorded.jobs);
+    expect(r.baseline.peakQueued).toBe(r.recorded.peakQueued);
+    // Independent of the seed.
+    expect({ ...whatif(log, [], { latencies: 'recorded', seed: 9 }).baseline }).toEqual(r.baseline);
+    expect(formatWhatif(r)).toMatch(/recorded latencies, simulated in .*\n.*\n  latencies replayed in order: /);
+  });
+
   it('bad input: an unknown pool, a bad policy field, a bad seed are named', () => {
+    expect(() => whatif(log, [], { latencies: 'random' as 'sampled' })).toThrow(/latencies: must be 'sampled' or 'recorded', got 'random'/);
     expect(() => whatif(log, [], { pool: 'nosuch' })).toThrow(/pool: no pool 'nosuch' in the log; pools: whatif/);
     expect(() => whatif(log, [{ spawnCount: 0 }])).toThrow(/policy.spawnCount: must be at least 1/);
     expect(() => whatif(log, [{ idleMs: 'soon' }])).toThrow(/policy.idleMs: must be a number/);

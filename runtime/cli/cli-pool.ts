@@ -4,7 +4,7 @@
  *   colony pool status [ID] [--watch]   every pool (or one, with its last decisions), from the log
  *   colony pool pause ID [--reason R]   stop submitting (asks the process that runs the pool)
  *   colony pool resume ID               submit again
- *   colony pool whatif [ID] --policy FILE [--policy FILE2 ...] [--file LOG.jsonl] [--json] [--verify] [--seed N]
+ *   colony pool whatif [ID] --policy FILE [--policy FILE2 ...] [--file LOG.jsonl] [--json] [--verify] [--seed N] [--latencies sampled|recorded]
  *                                       rerun the recorded demand under other policies, offline
  */
 import { parseArgs } from 'node:util';
@@ -20,7 +20,7 @@ import type { Target, TargetArgs } from './cli-target.ts';
 export const POOL_USAGE = `usage: colony pool status [ID] [--watch] [--interval MS]
        colony pool pause ID [--reason TEXT]
        colony pool resume ID
-       colony pool whatif [ID] --policy FILE [--policy FILE2 ...] [--file LOG.jsonl] [--json] [--verify] [--seed N]
+       colony pool whatif [ID] --policy FILE [--policy FILE2 ...] [--file LOG.jsonl] [--json] [--verify] [--seed N] [--latencies sampled|recorded]
          (the live log, or an exported one with --file; policy files are YAML or JSON fields over the recorded policy)
   (target: --nats URL --name C [--creds FILE] [--state-dir DIR], as the other observer commands)
 `;
@@ -78,7 +78,7 @@ async function render(t: Target, id?: string): Promise<string> {
 }
 
 /** `colony pool whatif`: reads the log (live, or exported with --file), reruns it under each policy. */
-async function whatifCommand(id: string | undefined, values: TargetArgs & { policy?: string[]; file?: string; json?: boolean; verify?: boolean; seed?: string }): Promise<void> {
+async function whatifCommand(id: string | undefined, values: TargetArgs & { policy?: string[]; file?: string; json?: boolean; verify?: boolean; seed?: string; latencies?: string }): Promise<void> {
   const policies = values.policy ?? [];
   if (!policies.length && !values.verify) throw new InvalidArgumentError('--policy', 'colony pool whatif needs a policy file (--policy FILE), or --verify');
   const seed = values.seed === undefined ? 1 : Number(values.seed);
@@ -98,7 +98,9 @@ async function whatifCommand(id: string | undefined, values: TargetArgs & { poli
   const pool = id ?? poolsIn(log).at(-1);
   const base = pool ? log.find((e) => e.kind === 'pool' && e.id === pool && e.type === 'pool.started')?.data.policy as Partial<PoolPolicy> | undefined : undefined;
   const list = await Promise.all(policies.map((f) => readPolicyFile(f, base ?? {})));
-  const report = whatif(log, list, { pool: id, seed, verify: values.verify });
+  const latencies = values.latencies ?? 'sampled';
+  if (latencies !== 'sampled' && latencies !== 'recorded') throw new InvalidArgumentError('--latencies', `must be 'sampled' or 'recorded', got '${latencies}'`);
+  const report = whatif(log, list, { pool: id, seed, verify: values.verify, latencies });
   out(values.json ? JSON.stringify(report, null, 2) : formatWhatif(report));
 }
 
@@ -109,7 +111,7 @@ export async function poolCommand(args: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       ...TARGET_OPTIONS, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' }, reason: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      policy: { type: 'string', multiple: true }, file: { type: 'string' }, json: { type: 'boolean' }, verify: { type: 'boolean' }, seed: { type: 'string' },
+      policy: { type: 'string', multiple: true }, file: { type: 'string' }, json: { type: 'boolean' }, verify: { type: 'boolean' }, seed: { type: 'string' }, latencies: { type: 'string' },
     },
   });
   if (values.help || !sub || sub === 'help') {

@@ -27,17 +27,23 @@ export interface WhatifOptions {
   seed?: number;
   /** Check first that the recorded policy reproduces the recorded decisions. */
   verify?: boolean;
+  /**
+   * `sampled` (default): each launch's latencies drawn from the recorded ones with the seeded PRNG;
+   * `recorded`: the recorded latencies in their order, then again (the model's own error, without the sampling's).
+   */
+  latencies?: 'sampled' | 'recorded';
 }
 
 export interface WhatifReport {
   pool: string;
   seed: number;
+  latencies: 'sampled' | 'recorded';
   /** Recorded time, ms, and the time the simulations took, ms. */
   recordedMs: number;
   simulatedInMs: number;
   policy: PoolPolicy;
   demand: Recording['maps'];
-  latencies: { submitToStartMs: number[]; startupMs: number[] };
+  sampled: { submitToStartMs: number[]; startupMs: number[] };
   verified: { decisions: number; spawns: number } | null;
   recorded: RunFigures;
   /** The recorded policy simulated (how close the model comes to the recording). */
@@ -87,16 +93,18 @@ export function whatif(log: Envelope[], policies: (WhatifPolicy | Record<string,
   const rec = recording(log, id);
   const seed = opts.seed ?? 1;
   if (!Number.isInteger(seed)) throw new InvalidArgumentError('seed', `must be a whole number, got ${seed}`);
+  const latencies = opts.latencies ?? 'sampled';
+  if (latencies !== 'sampled' && latencies !== 'recorded') throw new InvalidArgumentError('latencies', `must be 'sampled' or 'recorded', got '${String(latencies)}'`);
   const list: WhatifPolicy[] = policies.map((p, i) => (
     typeof p.name === 'string' && typeof p.policy === 'object' && p.policy !== null
       ? { name: p.name, policy: parsePolicy(p.policy, undefined, rec.policy) }
       : { name: `policy ${i + 1}`, policy: parsePolicy(p, undefined, rec.policy) }));
   const t0 = performance.now();
-  const baseline = simulate(rec, rec.policy, { seed });
-  const sims = list.map((p) => ({ ...p, simulated: simulate(rec, p.policy, { seed }) }));
+  const baseline = simulate(rec, rec.policy, { seed, latencies });
+  const sims = list.map((p) => ({ ...p, simulated: simulate(rec, p.policy, { seed, latencies }) }));
   return {
-    pool: id, seed, recordedMs: rec.recorded.endMs, simulatedInMs: performance.now() - t0,
-    policy: rec.policy, demand: rec.maps, latencies: { submitToStartMs: rec.submitToStartMs, startupMs: rec.startupMs },
+    pool: id, seed, latencies, recordedMs: rec.recorded.endMs, simulatedInMs: performance.now() - t0,
+    policy: rec.policy, demand: rec.maps, sampled: { submitToStartMs: rec.submitToStartMs, startupMs: rec.startupMs },
     verified: verified && { decisions: verified.decisions, spawns: verified.spawns },
     recorded: rec.recorded, baseline, policies: sims,
   };
@@ -149,9 +157,9 @@ export function formatWhatif(r: WhatifReport, width = 60): string {
   ];
   const p = r.policy;
   const lines = [
-    `pool ${r.pool}: ${ms(r.recordedMs)} recorded, ${r.demand.length} map${r.demand.length === 1 ? '' : 's'} (${r.demand.map((m) => `${m.items} x ${Math.round(m.itemMs)} ms`).join(', ')}), seed ${r.seed}, simulated in ${r.simulatedInMs.toFixed(1)} ms`,
+    `pool ${r.pool}: ${ms(r.recordedMs)} recorded, ${r.demand.length} map${r.demand.length === 1 ? '' : 's'} (${r.demand.map((m) => `${m.items} x ${Math.round(m.itemMs)} ms`).join(', ')}), ${r.latencies === 'sampled' ? `seed ${r.seed}` : 'recorded latencies'}, simulated in ${r.simulatedInMs.toFixed(1)} ms`,
     `  recorded policy: min ${p.min}, max ${p.max}, spawnIntervalMs ${p.spawnIntervalMs}, spawnCount ${p.spawnCount}, maxQueued ${p.maxQueued}, idleMs ${p.idleMs}, walltimeMs ${p.walltimeMs ?? '-'}`,
-    `  latencies sampled: submit to start ${r.latencies.submitToStartMs.map((x) => Math.round(x)).join(', ')} ms; start-up ${r.latencies.startupMs.map((x) => Math.round(x)).join(', ')} ms`,
+    `  latencies ${r.latencies === 'sampled' ? 'sampled' : 'replayed in order'}: submit to start ${r.sampled.submitToStartMs.map((x) => Math.round(x)).join(', ')} ms; start-up ${r.sampled.startupMs.map((x) => Math.round(x)).join(', ')} ms`,
   ];
   if (r.verified) lines.push(`  verify: ${r.verified.decisions} decisions and ${r.verified.spawns} spawns reproduced by decide()`);
   for (const [i, c] of cols.entries()) if (i >= 2) lines.push(`  [${i - 1}] ${c.name}: ${c.note}`);
