@@ -43,7 +43,8 @@ export interface WhatifReport {
   simulatedInMs: number;
   policy: PoolPolicy;
   demand: Recording['maps'];
-  sampled: { submitToStartMs: number[]; startupMs: number[] };
+  /** The recorded launch latencies the simulation draws from, ms. */
+  recordedLatencies: { submitToStartMs: number[]; startupMs: number[] };
   verified: { decisions: number; spawns: number } | null;
   recorded: RunFigures;
   /** The recorded policy simulated (how close the model comes to the recording). */
@@ -104,7 +105,7 @@ export function whatif(log: Envelope[], policies: (WhatifPolicy | Record<string,
   const sims = list.map((p) => ({ ...p, simulated: simulate(rec, p.policy, { seed, latencies }) }));
   return {
     pool: id, seed, latencies, recordedMs: rec.recorded.endMs, simulatedInMs: performance.now() - t0,
-    policy: rec.policy, demand: rec.maps, sampled: { submitToStartMs: rec.submitToStartMs, startupMs: rec.startupMs },
+    policy: rec.policy, demand: rec.maps, recordedLatencies: { submitToStartMs: rec.submitToStartMs, startupMs: rec.startupMs },
     verified: verified && { decisions: verified.decisions, spawns: verified.spawns },
     recorded: rec.recorded, baseline, policies: sims,
   };
@@ -159,7 +160,7 @@ export function formatWhatif(r: WhatifReport, width = 60): string {
   const lines = [
     `pool ${r.pool}: ${ms(r.recordedMs)} recorded, ${r.demand.length} map${r.demand.length === 1 ? '' : 's'} (${r.demand.map((m) => `${m.items} x ${Math.round(m.itemMs)} ms`).join(', ')}), ${r.latencies === 'sampled' ? `seed ${r.seed}` : 'recorded latencies'}, simulated in ${r.simulatedInMs.toFixed(1)} ms`,
     `  recorded policy: min ${p.min}, max ${p.max}, spawnIntervalMs ${p.spawnIntervalMs}, spawnCount ${p.spawnCount}, maxQueued ${p.maxQueued}, idleMs ${p.idleMs}, walltimeMs ${p.walltimeMs ?? '-'}`,
-    `  latencies ${r.latencies === 'sampled' ? 'sampled' : 'replayed in order'}: submit to start ${r.sampled.submitToStartMs.map((x) => Math.round(x)).join(', ')} ms; start-up ${r.sampled.startupMs.map((x) => Math.round(x)).join(', ')} ms`,
+    `  latencies ${r.latencies === 'sampled' ? 'sampled' : 'replayed in order'}: submit to start ${r.recordedLatencies.submitToStartMs.map((x) => Math.round(x)).join(', ')} ms; start-up ${r.recordedLatencies.startupMs.map((x) => Math.round(x)).join(', ')} ms`,
   ];
   if (r.verified) lines.push(`  verify: ${r.verified.decisions} decisions and ${r.verified.spawns} spawns reproduced by decide()`);
   for (const [i, c] of cols.entries()) if (i >= 2) lines.push(`  [${i - 1}] ${c.name}: ${c.note}`);
