@@ -23,6 +23,7 @@ import { poolDecision, poolMachine } from './pool.ts';
 import type { PoolContext } from './pool.ts';
 import { DRAIN_SETTLE_MS, decide } from './pool-policy.ts';
 import type { PoolDecision, PoolInputs, PoolPolicy } from './pool-policy.ts';
+import { prng } from './prng.ts';
 
 /** One pmap of the recorded demand. */
 export interface MapDemand {
@@ -269,17 +270,6 @@ export function recording(envs: Envelope[], poolId: string): Recording {
 
 // ------------------------------------------------------------------ simulation
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SimWorker { pid: number; joinAt: number; busyUntil: number | null; idleSince: number; drainAt: number | null; retiredAt: number | null; map: number }
 interface SimUnit { startAt: number; joinAt: number; launch: number }

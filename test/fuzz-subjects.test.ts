@@ -21,23 +21,13 @@ import { add, echo } from './fixtures/tasks.ts';
 import { startCluster } from './helpers/cluster.ts';
 import type { TestCluster } from './helpers/cluster.ts';
 import { processAlive, waitFor } from './helpers/wait.ts';
+import { prng } from '../actors/prng.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xc010);
 const MESSAGES = 10_000;
 /** Messages in flight at once: keeps the worker's backlog (and the test's memory) small. */
 const WINDOW = 200;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Probe {
   subject: string;
