@@ -1,4 +1,5 @@
 /** The dashboard's model: what the server and the page fold from events, heartbeats and spans. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../actors/index.ts';
 import { SPAN_KEEP_MAX, SPAN_KEEP_MS, applyDelta, applyEvent, applyHeartbeat, applySpans, emptyModel, matchesFilter, shortTask } from '../runtime/dashboard/dashboard-model.ts';
@@ -103,5 +104,24 @@ describe('dashboard model', () => {
     expect(shortTask('file:///home/u/proj/tasks.ts#countHeads')).toBe('tasks.ts#countHeads');
     expect(shortTask('colony:pmap#colonyPmapBatch')).toBe('colony:pmap#colonyPmapBatch');
     expect(shortTask(null)).toBe('');
+  });
+  it('folds a real pool run (the Slurm log recorded for what-if): size over time, decisions with reasons, its maps', () => {
+    const m = emptyModel('c', true);
+    const lines = readFileSync(new URL('./fixtures/logs/pool-slurm.jsonl', import.meta.url), 'utf8').trim().split('\n');
+    for (const l of lines) applyEvent(m, JSON.parse(l) as Envelope, 1000);
+    const pools = Object.values(m.pools);
+    expect(pools).toHaveLength(1);
+    const p = pools[0]!;
+    expect(p.state).toBe('closed');
+    // It grew (never past its max of 3) and came back to 0 once the work was done.
+    const sizes = p.series.map(([, size]) => size);
+    expect(Math.max(...sizes)).toBeGreaterThan(0);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(3);
+    expect(sizes.at(-1)).toBe(0);
+    expect(p.decisions.some((d) => d.action === 'spawn')).toBe(true);
+    for (const d of p.decisions) expect(d.reason).toMatch(/ready/);
+    expect(Object.values(m.maps).map((x) => [x.id, x.done, x.total, x.state])).toEqual([
+      ['first', 30, 30, 'finished'], ['second', 12, 12, 'finished'], ['third', 20, 20, 'finished'],
+    ]);
   });
 });
